@@ -1,0 +1,236 @@
+// signet serve | dev | keys status|create|rotate|retire
+
+import { parseArgs } from 'node:util';
+import { buildConfig, loadConfig, type Config } from './config.ts';
+import { formatDuration, parseDuration } from './duration.ts';
+import { ConfigError, SignetError } from './errors.ts';
+import { createKey, ensureTransit, rotateKey, configureKey } from './keys/admin.ts';
+import { Keyring, type KeyView } from './keys/keyring.ts';
+import { KeyRefresher } from './keys/refresher.ts';
+import { createLogger } from './observability/logger.ts';
+import { serve } from './server.ts';
+import { VaultAuth } from './vault/auth.ts';
+import { VaultControl } from './vault/control.ts';
+import { findVaultBinary, startDevVault } from './vault/dev-server.ts';
+
+const USAGE = `Usage:
+  signet serve [--config FILE] [--listen ADDR]     run the sidecar (config file + VAULT_* / SIGNET_* env)
+  signet dev [--listen ADDR]                       local Vault dev server + Signet, for trying it out
+  signet keys status [--config FILE]               versions, kids, states and dates of every configured key
+  signet keys create NAME --type TYPE [--auto-rotate 90d]
+  signet keys rotate NAME                          new version in Vault (published now, signs after publish_delay)
+  signet keys retire NAME [--force]                raise min_decryption_version over versions whose tokens expired
+
+Types: ed25519, ecdsa-p256, ecdsa-p384, ecdsa-p521, rsa-2048, rsa-3072, rsa-4096, hmac.
+Environment: VAULT_ADDR, VAULT_TOKEN, VAULT_NAMESPACE, VAULT_CACERT, VAULT_CLIENT_CERT, VAULT_CLIENT_KEY,
+SIGNET_CONFIG, SIGNET_LISTEN, SIGNET_LOG_LEVEL.`;
+
+function fail(message: string, code = 1): never {
+  process.stderr.write(`signet: ${message}\n`);
+  process.exit(code);
+}
+
+function onSignals(close: () => Promise<void>): void {
+  let stopping = false;
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      if (stopping) return;
+      stopping = true;
+      close().then(() => process.exit(0), () => process.exit(1));
+    });
+  }
+}
+
+async function runServe(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { config: { type: 'string' }, listen: { type: 'string' } } });
+  const env = values.listen ? { ...process.env, SIGNET_LISTEN: values.listen } : process.env;
+  const config = loadConfig(values.config, env);
+  const { close } = await serve(config);
+  onSignals(close);
+}
+
+const DEV_KEYS = [
+  { name: 'app', type: 'ecdsa-p256', alg: 'ES256' },
+  { name: 'ed', type: 'ed25519', alg: 'EdDSA' },
+  { name: 'rsa', type: 'rsa-2048', alg: 'RS256' },
+  { name: 'hmac', type: 'hmac', alg: 'HS256' },
+] as const;
+
+async function runDev(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { listen: { type: 'string', default: '127.0.0.1:8250' } } });
+  process.stderr.write('signet dev: finding a Vault binary (VAULT_BIN, vault or bao on PATH, cache, else build)\n');
+  const binary = await findVaultBinary();
+  const vault = await startDevVault(binary);
+  process.stderr.write(`signet dev: Vault dev server at ${vault.address} (in memory; stops with Signet)\n`);
+  let stopped = false;
+  const stopVault = async () => {
+    if (!stopped) {
+      stopped = true;
+      await vault.stop();
+    }
+  };
+  try {
+    const env = { VAULT_TOKEN: vault.rootToken, SIGNET_LISTEN: values.listen };
+    const config = buildConfig({
+      vault: { address: vault.address },
+      keys: DEV_KEYS.map((k) => ({ name: k.name, alg: k.alg, issuer: `http://${values.listen}`, audiences: ['api'] })),
+      default_key: 'app',
+    }, env);
+    const control = new VaultControl(config.vault);
+    control.setToken(vault.rootToken);
+    await ensureTransit(control);
+    for (const key of DEV_KEYS) await createKey(control, key.name, { type: key.type });
+    control.close();
+    const { close, address } = await serve(config);
+    onSignals(async () => {
+      await close();
+      await stopVault();
+    });
+    const url = `http://${address.replace(/^https?:\/\//, '')}`;
+    process.stderr.write([
+      '',
+      `Signet is running at ${url}, signing with keys ${DEV_KEYS.map((k) => `${k.name} (${k.alg})`).join(', ')}.`,
+      'Sign a token, then verify it:',
+      '',
+      `  TOKEN=$(curl -s -X POST ${url}/v1/sign/app -H 'content-type: application/json' -d '{"claims":{"sub":"demo","aud":"api"},"ttl":"10m"}' | sed -E 's/.*"token":"([^"]+)".*/\\1/') && \\`,
+      `  curl -s -X POST ${url}/v1/verify -H 'content-type: application/json' -d "{\\"token\\":\\"$TOKEN\\",\\"audience\\":\\"api\\"}"`,
+      '',
+      `JWKS: ${url}/.well-known/jwks.json   keys: ${url}/v1/keys   metrics: ${url}/metrics`,
+      `Vault: VAULT_ADDR=${vault.address} VAULT_TOKEN=${vault.rootToken} (dev only)`,
+      'Ctrl-C stops Signet and Vault.',
+      '',
+    ].join('\n'));
+  } catch (error) {
+    await stopVault();
+    throw error;
+  }
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+}
+
+const when = (seconds: number | undefined): string => (seconds === undefined || seconds <= 0 ? '-' : new Date(seconds * 1000).toISOString().replace('.000Z', 'Z'));
+
+export function formatStatus(view: KeyView): string {
+  const header = `${view.name}  (${view.type}, ${view.alg})  signing: v${view.signing.version}  publish_delay ${formatDuration(view.config.publishDelay)}  max_ttl ${formatDuration(view.config.maxTtl)}`
+    + `  next rotation: ${view.autoRotatePeriod > 0 ? when(view.nextRotationAt) : 'not scheduled (no auto_rotate_period)'}`;
+  const rows = [['VERSION', 'KID', 'CREATED', 'STATE', 'NEXT CHANGE']];
+  for (const v of [...view.versions].reverse()) {
+    rows.push([`v${v.version}`, v.kid, when(v.createdAt), v.state, when(v.nextChangeAt)]);
+  }
+  return `${header}\n${table(rows)}\n`;
+}
+
+async function loadKeys(config: Config): Promise<{ keyring: Keyring; refresher: KeyRefresher; control: VaultControl; auth: VaultAuth }> {
+  const log = createLogger('warn');
+  const control = new VaultControl(config.vault);
+  const auth = new VaultAuth(config.vault.auth, control, log);
+  await auth.start();
+  auth.stop();
+  const keyring = new Keyring({ clockSkew: config.clockSkew, refreshInterval: config.refreshInterval });
+  const refresher = new KeyRefresher(config, control, keyring, log);
+  await refresher.refresh();
+  return { keyring, refresher, control, auth };
+}
+
+async function runKeys(argv: string[]): Promise<void> {
+  const [action, ...rest] = argv;
+  const { values, positionals } = parseArgs({
+    args: rest, allowPositionals: true,
+    options: { config: { type: 'string' }, type: { type: 'string' }, 'auto-rotate': { type: 'string' }, force: { type: 'boolean', default: false } },
+  });
+  const configFile = values.config;
+  if (action === 'create') {
+    const name = positionals[0] ?? fail('keys create NAME --type TYPE');
+    if (!values.type) fail('keys create: --type is required (ed25519, ecdsa-p256, rsa-2048, hmac, …)');
+    const autoRotate = values['auto-rotate'] === undefined ? undefined : parseDuration(values['auto-rotate']);
+    if (values['auto-rotate'] !== undefined && autoRotate === undefined) fail('keys create: --auto-rotate must be a duration such as 90d');
+    // Creating a key needs only the Vault settings: the key need not be in the configuration yet.
+    const config = loadConfig(configFile, process.env, { keysRequired: false });
+    const control = new VaultControl(config.vault);
+    const auth = new VaultAuth(config.vault.auth, control, createLogger('warn'));
+    await auth.start();
+    auth.stop();
+    await createKey(control, name, { type: values.type!, autoRotatePeriod: autoRotate });
+    process.stdout.write(`created Transit key ${name} (${values.type}, not exportable${autoRotate ? `, auto-rotates every ${formatDuration(autoRotate)}` : ''})\n`);
+    control.close();
+    return;
+  }
+  const config = loadConfig(configFile);
+  const { keyring, refresher, control } = await loadKeys(config);
+  try {
+    if (action === 'status') {
+      for (const k of config.keys) {
+        const view = keyring.view(k.name);
+        if (!view) process.stdout.write(`${k.name}: not loaded: ${refresher.errors.get(k.name) ?? 'unknown error'}\n\n`);
+        else process.stdout.write(`${formatStatus(view)}\n`);
+      }
+      return;
+    }
+    const name = positionals[0] ?? fail(`keys ${action} NAME`);
+    if (!config.keys.some((k) => k.name === name)) fail(`key "${name}" is not in the configuration`);
+    if (action === 'rotate') {
+      await rotateKey(control, name);
+      await refresher.refresh();
+      const view = keyring.view(name)!;
+      const newest = view.versions.at(-1)!;
+      process.stdout.write(`rotated ${name}: v${newest.version} (kid ${newest.kid}) is published now and signs from ${when(newest.nextChangeAt ?? newest.createdAt)}\n`);
+      return;
+    }
+    if (action === 'retire') {
+      const view = keyring.view(name) ?? fail(`key "${name}" is not loaded: ${refresher.errors.get(name)}`);
+      const older = view.versions.filter((v) => v.version < view.signing.version);
+      const live = older.filter((v) => v.state === 'verify-only');
+      let target = view.minDecryptionVersion;
+      for (const v of older) if (v.state === 'retired') target = v.version + 1;
+      if (live.length > 0 && values.force) target = view.signing.version;
+      else if (live.length > 0) {
+        const detail = live.map((v) => `v${v.version} until ${when(v.nextChangeAt)}`).join(', ');
+        process.stdout.write(`tokens signed by ${detail} may still be live; not retiring those (use --force to revoke them now)\n`);
+      }
+      if (target <= view.minDecryptionVersion) {
+        process.stdout.write(`nothing to retire for ${name}: min_decryption_version stays ${view.minDecryptionVersion}\n`);
+        if (live.length > 0 && !values.force) process.exitCode = 2;
+        return;
+      }
+      await configureKey(control, name, { min_decryption_version: target });
+      process.stdout.write(`raised ${name} min_decryption_version to ${target}: versions below it leave the JWKS and fail verification\n`);
+      return;
+    }
+    fail(`unknown keys action "${action}"\n${USAGE}`);
+  } finally {
+    control.close();
+  }
+}
+
+/** Node 24 runs the TypeScript sources directly; older runtimes fail on them in confusing ways. */
+function checkRuntime(): void {
+  const major = Number(process.versions.node.split('.')[0]);
+  if (major < 24) fail(`Node.js ${process.versions.node} is too old: Signet needs Node.js 24 (run it through npx or npm scripts, which use the pinned one, after npm ci)`);
+}
+
+export async function main(argv: string[]): Promise<void> {
+  checkRuntime();
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'serve': return await runServe(rest);
+      case 'dev': return await runDev(rest);
+      case 'keys': return await runKeys(rest);
+      case undefined: case '-h': case '--help': case 'help':
+        process.stdout.write(`${USAGE}\n`);
+        return;
+      default:
+        fail(`unknown command "${command}"\n${USAGE}`, 2);
+    }
+  } catch (error) {
+    if (error instanceof ConfigError || error instanceof SignetError) fail(error.message, 2);
+    if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') fail(`the listen address is in use: ${(error as Error).message}; pick another with --listen`, 2);
+    if ((error as Error).name === 'TypeError' && /parseArgs|ERR_PARSE_ARGS/.test(String((error as NodeJS.ErrnoException).code))) fail((error as Error).message, 2);
+    throw error;
+  }
+}
+
+await main(process.argv.slice(2));

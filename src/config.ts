@@ -1,0 +1,334 @@
+// Configuration: one YAML (or JSON) file, overridden by the standard VAULT_* variables and SIGNET_*, turned into
+// one validated Config. Every error names the field (DESIGN §2). Values of secrets are never echoed.
+
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { parse as parseYaml } from 'yaml';
+import { parseDuration } from './duration.ts';
+import { ConfigError } from './errors.ts';
+import { isJwsAlg, type JwsAlg } from './jwt/algorithms.ts';
+import { REGISTERED_BY_SIGNET, type SignetClaim } from './jwt/claims.ts';
+
+export type AuthConfig =
+  | { method: 'token'; tokenFile?: string; token?: string }
+  | { method: 'approle'; mount: string; roleId?: string; roleIdFile?: string; secretIdFile?: string }
+  | { method: 'kubernetes'; mount: string; role: string; tokenFile: string }
+  | { method: 'jwt'; mount: string; role: string; tokenFile: string };
+
+export interface VaultConfig {
+  address: string;
+  mount: string;
+  namespace?: string;
+  caCert?: string;
+  clientCert?: string;
+  clientKey?: string;
+  skipVerify: boolean;
+  /** Timeout of control-plane calls (auth, key reads), seconds. */
+  timeout: number;
+  /** Timeout of one sign call on the hot path, seconds. */
+  signTimeout: number;
+  auth: AuthConfig;
+}
+
+export interface KeyConfig {
+  name: string;
+  alg?: JwsAlg;
+  issuer: string;
+  audiences?: string[];
+  defaultTtl: number;
+  maxTtl: number;
+  publishDelay: number;
+  callerClaims: SignetClaim[];
+}
+
+export interface Config {
+  listen: string;
+  vault: VaultConfig;
+  keys: KeyConfig[];
+  defaultKey: string;
+  jwks: { maxAge: number };
+  refreshInterval: number;
+  clockSkew: number;
+  bodyLimit: number;
+  logLevel: string;
+  /** Public base URL for the discovery document's jwks_uri; default http://<listen>. */
+  publicUrl?: string;
+}
+
+export const DEFAULTS = {
+  listen: '127.0.0.1:8250',
+  vaultAddress: 'http://127.0.0.1:8200',
+  mount: 'transit',
+  vaultTimeout: 5,
+  signTimeout: 2,
+  defaultTtl: 300,
+  maxTtl: 3600,
+  publishDelay: 600,
+  jwksMaxAge: 300,
+  refreshInterval: 30,
+  clockSkew: 60,
+  bodyLimit: 16 * 1024,
+  logLevel: 'info',
+} as const;
+
+type Env = Readonly<Record<string, string | undefined>>;
+type Obj = Record<string, unknown>;
+
+function isObj(value: unknown): value is Obj {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function onlyKnown(obj: Obj, field: string, known: readonly string[]): void {
+  for (const name of Object.keys(obj)) {
+    if (!known.includes(name)) {
+      const where = field ? `${field}.${name}` : name;
+      throw new ConfigError(where, `unknown field (known here: ${known.join(', ')})`);
+    }
+  }
+}
+
+function object(value: unknown, field: string): Obj {
+  if (value === undefined) return {};
+  if (!isObj(value)) throw new ConfigError(field, 'must be a mapping');
+  return value;
+}
+
+function string(value: unknown, field: string): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string' || value.length === 0) throw new ConfigError(field, 'must be a non-empty string');
+  return value;
+}
+
+function requiredString(value: unknown, field: string): string {
+  const result = string(value, field);
+  if (result === undefined) throw new ConfigError(field, 'is required');
+  return result;
+}
+
+function duration(value: unknown, field: string, fallback: number): number {
+  if (value === undefined || value === null) return fallback;
+  const seconds = parseDuration(value);
+  if (seconds === undefined) {
+    throw new ConfigError(field, 'must be a duration such as "90s", "15m", "1h", "7d", or a number of seconds');
+  }
+  return seconds;
+}
+
+function boolEnv(value: string | undefined, name: string): boolean {
+  // Vault's CLI parses VAULT_SKIP_VERIFY as a boolean; node-vault treats any non-empty value (even "false") as
+  // true, which is why Signet parses it itself and never lets node-vault read it.
+  if (value === undefined || value === '') return false;
+  if (/^(1|t|true|yes)$/i.test(value)) return true;
+  if (/^(0|f|false|no)$/i.test(value)) return false;
+  throw new ConfigError(name, 'must be true or false');
+}
+
+/** True for 127.0.0.0/8, ::1, localhost, and unix sockets. */
+export function isLoopbackListen(listen: string): boolean {
+  if (listen.startsWith('unix:')) return true;
+  const { host } = splitHostPort(listen);
+  if (host === 'localhost') return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  if (isIP(host) === 6) return host === '::1';
+  return false;
+}
+
+export function splitHostPort(listen: string): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(listen);
+  if (!match) throw new ConfigError('listen', 'must be host:port, [ipv6]:port or unix:/path/to.sock');
+  const port = Number(match[3]);
+  if (port > 65535) throw new ConfigError('listen', 'port must be at most 65535');
+  return { host: match[1] ?? match[2]!, port };
+}
+
+function parseAuth(raw: unknown, env: Env): AuthConfig {
+  const auth = object(raw, 'vault.auth');
+  const method = string(auth.method, 'vault.auth.method') ?? 'token';
+  switch (method) {
+    case 'token': {
+      onlyKnown(auth, 'vault.auth', ['method', 'token_file']);
+      const tokenFile = string(auth.token_file, 'vault.auth.token_file');
+      const token = env.VAULT_TOKEN || undefined;
+      if (!tokenFile && !token) {
+        throw new ConfigError('vault.auth', 'method token needs VAULT_TOKEN in the environment or vault.auth.token_file');
+      }
+      return { method, tokenFile, token: tokenFile ? undefined : token };
+    }
+    case 'approle': {
+      onlyKnown(auth, 'vault.auth', ['method', 'mount', 'role_id', 'role_id_file', 'secret_id_file']);
+      const roleId = string(auth.role_id, 'vault.auth.role_id');
+      const roleIdFile = string(auth.role_id_file, 'vault.auth.role_id_file');
+      if (!roleId && !roleIdFile) throw new ConfigError('vault.auth.role_id', 'is required (or vault.auth.role_id_file)');
+      return {
+        method, mount: string(auth.mount, 'vault.auth.mount') ?? 'approle', roleId, roleIdFile,
+        secretIdFile: string(auth.secret_id_file, 'vault.auth.secret_id_file'),
+      };
+    }
+    case 'kubernetes':
+    case 'jwt': {
+      onlyKnown(auth, 'vault.auth', ['method', 'mount', 'role', 'token_file']);
+      return {
+        method,
+        mount: string(auth.mount, 'vault.auth.mount') ?? method,
+        role: requiredString(auth.role, 'vault.auth.role'),
+        tokenFile: string(auth.token_file, 'vault.auth.token_file')
+          ?? (method === 'kubernetes' ? '/var/run/secrets/kubernetes.io/serviceaccount/token' : requiredString(undefined, 'vault.auth.token_file')),
+      };
+    }
+    default:
+      throw new ConfigError('vault.auth.method', 'must be one of token, approle, kubernetes, jwt');
+  }
+}
+
+const KEY_FIELDS = ['name', 'alg', 'issuer', 'audiences', 'default_ttl', 'max_ttl', 'publish_delay', 'caller_claims'];
+
+function parseKey(raw: unknown, index: number, defaults: { jwksMaxAge: number; refreshInterval: number; clockSkew: number }): KeyConfig {
+  const field = `keys[${index}]`;
+  if (!isObj(raw)) throw new ConfigError(field, 'must be a mapping');
+  onlyKnown(raw, field, KEY_FIELDS);
+  const name = requiredString(raw.name, `${field}.name`);
+  if (!/^[A-Za-z0-9_.-]{1,128}$/.test(name)) throw new ConfigError(`${field}.name`, 'must be a Transit key name (letters, digits, _ . -)');
+  const alg = string(raw.alg, `${field}.alg`);
+  if (alg !== undefined && !isJwsAlg(alg)) throw new ConfigError(`${field}.alg`, `unknown JWS alg "${alg}"`);
+  const issuer = requiredString(raw.issuer, `${field}.issuer`);
+  let audiences: string[] | undefined;
+  if (raw.audiences !== undefined) {
+    if (!Array.isArray(raw.audiences) || raw.audiences.length === 0 || raw.audiences.some((a) => typeof a !== 'string' || a === '')) {
+      throw new ConfigError(`${field}.audiences`, 'must be a non-empty list of strings');
+    }
+    audiences = raw.audiences as string[];
+  }
+  const defaultTtl = duration(raw.default_ttl, `${field}.default_ttl`, DEFAULTS.defaultTtl);
+  const maxTtl = duration(raw.max_ttl, `${field}.max_ttl`, DEFAULTS.maxTtl);
+  if (defaultTtl < 1) throw new ConfigError(`${field}.default_ttl`, 'must be at least 1s');
+  if (maxTtl < defaultTtl) throw new ConfigError(`${field}.max_ttl`, `must be at least default_ttl (${defaultTtl}s)`);
+  // A verifier may hold a JWKS for max_age, and a Signet instance may learn of a new version refresh_interval
+  // late: a version signing before both have passed would make verifiers with a cached JWKS reject its tokens.
+  const minimumDelay = defaults.jwksMaxAge + defaults.refreshInterval + defaults.clockSkew;
+  const publishDelay = duration(raw.publish_delay, `${field}.publish_delay`, Math.max(DEFAULTS.publishDelay, minimumDelay + 60));
+  if (publishDelay <= minimumDelay) {
+    throw new ConfigError(
+      `${field}.publish_delay`,
+      `must exceed jwks.max_age + refresh_interval + clock_skew (${minimumDelay}s), or verifiers with a cached JWKS reject new tokens`,
+    );
+  }
+  let callerClaims: SignetClaim[] = [];
+  if (raw.caller_claims !== undefined) {
+    if (!Array.isArray(raw.caller_claims) || raw.caller_claims.some((c) => !(REGISTERED_BY_SIGNET as readonly unknown[]).includes(c))) {
+      throw new ConfigError(`${field}.caller_claims`, `must be a list of: ${REGISTERED_BY_SIGNET.join(', ')}`);
+    }
+    callerClaims = raw.caller_claims as SignetClaim[];
+  }
+  return { name, alg: alg as JwsAlg | undefined, issuer, audiences, defaultTtl, maxTtl, publishDelay, callerClaims };
+}
+
+const TOP_FIELDS = ['listen', 'vault', 'keys', 'default_key', 'jwks', 'refresh_interval', 'clock_skew', 'body_limit', 'log_level', 'public_url'];
+const VAULT_FIELDS = ['address', 'mount', 'namespace', 'ca_cert', 'client_cert', 'client_key', 'timeout', 'sign_timeout', 'auth'];
+
+/** Validates a parsed configuration document and applies the environment. */
+export function buildConfig(doc: unknown, env: Env = process.env, options: { keysRequired?: boolean } = {}): Config {
+  const root = object(doc ?? {}, '(top level)');
+  onlyKnown(root, '', TOP_FIELDS);
+  const vault = object(root.vault, 'vault');
+  onlyKnown(vault, 'vault', VAULT_FIELDS);
+
+  const listen = env.SIGNET_LISTEN || string(root.listen, 'listen') || DEFAULTS.listen;
+  if (!listen.startsWith('unix:')) splitHostPort(listen);
+  if (!isLoopbackListen(listen)) {
+    throw new ConfigError(
+      'listen',
+      `${listen} is not a loopback address: anyone who can reach it could sign tokens. Listen on 127.0.0.1, ::1 or a unix socket`,
+    );
+  }
+
+  const address = env.VAULT_ADDR || string(vault.address, 'vault.address') || DEFAULTS.vaultAddress;
+  try {
+    const url = new URL(address);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('scheme');
+  } catch {
+    throw new ConfigError(env.VAULT_ADDR ? 'VAULT_ADDR' : 'vault.address', 'must be an http:// or https:// URL');
+  }
+  const mount = string(vault.mount, 'vault.mount') ?? DEFAULTS.mount;
+  if (!/^[A-Za-z0-9_.\-/]+$/.test(mount)) throw new ConfigError('vault.mount', 'must be a mount path such as "transit"');
+  const timeout = duration(vault.timeout, 'vault.timeout', DEFAULTS.vaultTimeout);
+  const signTimeout = duration(vault.sign_timeout, 'vault.sign_timeout', DEFAULTS.signTimeout);
+  if (timeout < 1) throw new ConfigError('vault.timeout', 'must be at least 1s');
+  if (signTimeout < 1) throw new ConfigError('vault.sign_timeout', 'must be at least 1s');
+
+  const jwks = object(root.jwks, 'jwks');
+  onlyKnown(jwks, 'jwks', ['max_age']);
+  const jwksMaxAge = duration(jwks.max_age, 'jwks.max_age', DEFAULTS.jwksMaxAge);
+  const refreshInterval = duration(root.refresh_interval, 'refresh_interval', DEFAULTS.refreshInterval);
+  if (refreshInterval < 1) throw new ConfigError('refresh_interval', 'must be at least 1s');
+  const clockSkew = duration(root.clock_skew, 'clock_skew', DEFAULTS.clockSkew);
+
+  const keysRequired = options.keysRequired ?? true;
+  if (root.keys !== undefined && !Array.isArray(root.keys)) throw new ConfigError('keys', 'must be a list of Transit keys');
+  if (keysRequired && (!Array.isArray(root.keys) || root.keys.length === 0)) throw new ConfigError('keys', 'must list at least one Transit key');
+  const keys = ((root.keys ?? []) as unknown[]).map((k, i) => parseKey(k, i, { jwksMaxAge, refreshInterval, clockSkew }));
+  const seen = new Set<string>();
+  keys.forEach((k, i) => {
+    if (seen.has(k.name)) throw new ConfigError(`keys[${i}].name`, `key "${k.name}" is configured twice`);
+    seen.add(k.name);
+  });
+  const defaultKey = string(root.default_key, 'default_key') ?? keys[0]?.name ?? '';
+  if (keys.length > 0 && !seen.has(defaultKey)) throw new ConfigError('default_key', `"${defaultKey}" is not one of the configured keys`);
+
+  let bodyLimit: number = DEFAULTS.bodyLimit;
+  if (root.body_limit !== undefined) {
+    if (typeof root.body_limit !== 'number' || !Number.isSafeInteger(root.body_limit) || root.body_limit < 256) {
+      throw new ConfigError('body_limit', 'must be a number of bytes, at least 256');
+    }
+    bodyLimit = root.body_limit;
+  }
+  const logLevel = env.SIGNET_LOG_LEVEL || string(root.log_level, 'log_level') || DEFAULTS.logLevel;
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
+    throw new ConfigError('log_level', 'must be one of fatal, error, warn, info, debug, trace, silent');
+  }
+
+  return {
+    listen,
+    vault: {
+      address: address.replace(/\/+$/, ''),
+      mount,
+      namespace: env.VAULT_NAMESPACE || string(vault.namespace, 'vault.namespace'),
+      caCert: env.VAULT_CACERT || string(vault.ca_cert, 'vault.ca_cert'),
+      clientCert: env.VAULT_CLIENT_CERT || string(vault.client_cert, 'vault.client_cert'),
+      clientKey: env.VAULT_CLIENT_KEY || string(vault.client_key, 'vault.client_key'),
+      skipVerify: boolEnv(env.VAULT_SKIP_VERIFY, 'VAULT_SKIP_VERIFY'),
+      timeout,
+      signTimeout,
+      auth: parseAuth(vault.auth, env),
+    },
+    keys,
+    defaultKey,
+    jwks: { maxAge: jwksMaxAge },
+    refreshInterval,
+    clockSkew,
+    bodyLimit,
+    logLevel,
+    publicUrl: string(root.public_url, 'public_url'),
+  };
+}
+
+/** Reads the configuration file (YAML or JSON) named by --config or SIGNET_CONFIG, then applies the environment. */
+export function loadConfig(path: string | undefined, env: Env = process.env, options: { keysRequired?: boolean } = {}): Config {
+  const file = path ?? env.SIGNET_CONFIG;
+  let doc: unknown = {};
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (error) {
+      throw new ConfigError('--config', `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
+    }
+    try {
+      doc = parseYaml(text, { uniqueKeys: true });
+    } catch (error) {
+      // The YAML error names the line and column; it quotes no secret because the file holds none (tokens live
+      // in VAULT_TOKEN or token files).
+      throw new ConfigError(file, `not valid YAML or JSON: ${(error as Error).message.split('\n')[0]}`);
+    }
+  }
+  return buildConfig(doc, env, options);
+}

@@ -1,0 +1,149 @@
+// Keeps the keyring in step with Vault: reads every configured key on refresh_interval, and at once
+// (rate-limited) when verification meets a kid it does not know. A failed read keeps the last good state:
+// the JWKS and local verification go on serving it while Vault is away.
+
+import type { Logger } from 'pino';
+import type { Config } from '../config.ts';
+import { SignetError } from '../errors.ts';
+import { isSymmetric, resolveAlg } from '../jwt/algorithms.ts';
+import type { VaultControl } from '../vault/control.ts';
+import type { Keyring, LoadedKey } from './keyring.ts';
+import { buildMaterial, HMAC_FINGERPRINT_INPUT, type VersionMaterial } from './material.ts';
+import { parseTransitKey } from './transit-key.ts';
+
+export interface RefreshObserver {
+  (key: string, outcome: 'ok' | 'error'): void;
+}
+
+export class KeyRefresher {
+  readonly #config: Config;
+  readonly #control: VaultControl;
+  readonly #keyring: Keyring;
+  readonly #log: Logger;
+  readonly #observe: RefreshObserver;
+  /** Material by key name → "version:createdAt:publicKey" → material, so refreshes re-import nothing. */
+  readonly #cache = new Map<string, Map<string, VersionMaterial>>();
+  #timer: NodeJS.Timeout | undefined;
+  #inflight: Promise<void> | undefined;
+  #lastOnDemand = 0;
+  #stopped = false;
+  /** Last error per key; empty when every key loaded at the last refresh. */
+  readonly errors = new Map<string, string>();
+  lastSuccessAt = 0;
+
+  constructor(config: Config, control: VaultControl, keyring: Keyring, log: Logger, observe: RefreshObserver = () => {}) {
+    this.#config = config;
+    this.#control = control;
+    this.#keyring = keyring;
+    this.#log = log.child({ component: 'keys' });
+    this.#observe = observe;
+  }
+
+  /** First load, then the periodic refresh. Resolves after the first attempt, whether or not it succeeded. */
+  async start(): Promise<void> {
+    await this.refresh();
+    this.#loop();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    if (this.#timer) clearTimeout(this.#timer);
+  }
+
+  #loop(): void {
+    if (this.#stopped) return;
+    // While a key is missing, retry sooner than the interval (capped at 5 s) so readiness comes quickly.
+    const seconds = this.errors.size > 0 ? Math.min(5, this.#config.refreshInterval) : this.#config.refreshInterval;
+    this.#timer = setTimeout(() => {
+      void this.refresh().finally(() => this.#loop());
+    }, seconds * 1000);
+    this.#timer.unref();
+  }
+
+  /** Reads every key from Vault once; concurrent callers share the same read. */
+  refresh(): Promise<void> {
+    this.#inflight ??= this.#refreshAll().finally(() => {
+      this.#inflight = undefined;
+    });
+    return this.#inflight;
+  }
+
+  /**
+   * Refresh because a token named an unknown kid (perhaps a version created since the last refresh). Rate-limited
+   * so a stream of forged kids cannot turn into a stream of Vault reads. Returns whether a refresh ran.
+   */
+  async refreshForUnknownKid(): Promise<boolean> {
+    const now = Date.now();
+    const minGapMs = Math.min(5, this.#config.refreshInterval) * 1000;
+    if (this.#inflight) {
+      await this.#inflight;
+      return true;
+    }
+    if (now - this.#lastOnDemand < minGapMs) return false;
+    this.#lastOnDemand = now;
+    await this.refresh();
+    return true;
+  }
+
+  async #refreshAll(): Promise<void> {
+    await Promise.all(this.#config.keys.map(async (keyConfig) => {
+      try {
+        this.#keyring.update(await this.#load(keyConfig.name));
+        if (this.errors.has(keyConfig.name)) this.#log.info({ event: 'key_loaded', key: keyConfig.name }, 'key loaded');
+        this.errors.delete(keyConfig.name);
+        this.#observe(keyConfig.name, 'ok');
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        if (this.errors.get(keyConfig.name) !== message) {
+          this.#log.error({ event: 'key_load_failed', key: keyConfig.name, err: message }, 'cannot load key from Vault; serving the last good state');
+        }
+        this.errors.set(keyConfig.name, message);
+        this.#observe(keyConfig.name, 'error');
+      }
+    }));
+    if (this.errors.size === 0) this.lastSuccessAt = Date.now();
+  }
+
+  async #load(name: string): Promise<LoadedKey> {
+    const index = this.#config.keys.findIndex((k) => k.name === name);
+    const config = this.#config.keys[index]!;
+    let body;
+    try {
+      body = await this.#control.readTransitKey(name);
+    } catch (error) {
+      if (error instanceof SignetError && /HTTP 404/.test(error.message)) {
+        throw new SignetError(503, 'key_missing', `Transit key "${name}" does not exist at ${this.#config.vault.mount}/keys/${name}; create it (npx signet keys create ${name} --type ...)`);
+      }
+      throw error;
+    }
+    const transit = parseTransitKey(name, body.data);
+    if (transit.derived) throw new SignetError(503, 'key_unsupported', `Transit key "${name}" is derived; JWT signing needs a non-derived key`);
+    const resolved = resolveAlg(transit.type, config.alg);
+    if ('error' in resolved) throw new SignetError(503, 'key_unsupported', `keys[${index}].alg: ${resolved.error}`);
+    const { alg } = resolved;
+    const cache = this.#cache.get(name) ?? new Map<string, VersionMaterial>();
+    const materials = new Map<number, VersionMaterial>();
+    const fresh = new Map<string, VersionMaterial>();
+    const symmetric = isSymmetric(transit.type);
+    for (const version of transit.versions) {
+      // HMAC versions are fingerprinted on every read: nothing else in Vault's answer changes when an hmac key
+      // is deleted and re-created under the same name.
+      const fingerprint = symmetric ? await this.#fingerprint(name, version.version) : undefined;
+      const cacheKey = `${alg}:${version.version}:${version.createdAt}:${version.publicKey ?? fingerprint}`;
+      const material = cache.get(cacheKey) ?? await buildMaterial(transit.type, alg, version, fingerprint);
+      materials.set(version.version, material);
+      fresh.set(cacheKey, material);
+    }
+    this.#cache.set(name, fresh);
+    return { config, alg, transit, materials, loadedAt: Date.now() };
+  }
+
+  async #fingerprint(name: string, version: number): Promise<string> {
+    const answer = await this.#control.write('hmac', `${this.#config.vault.mount}/hmac/${encodeURIComponent(name)}/sha2-256`, {
+      input: HMAC_FINGERPRINT_INPUT, key_version: version,
+    });
+    const hmac = answer.data?.hmac;
+    if (typeof hmac !== 'string') throw new SignetError(503, 'vault_response', `Vault returned no HMAC fingerprint for "${name}" version ${version}`);
+    return hmac;
+  }
+}

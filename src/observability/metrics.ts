@@ -1,0 +1,38 @@
+// Prometheus metrics (DESIGN §8): `signet_` prefix, base units, bounded labels only (key name, alg, outcome,
+// Vault operation). Sign and verify latencies have sub-millisecond buckets: prom-client's defaults start at
+// 5 ms, where every sign would land in the first bucket. One registry per app, so tests can build many apps.
+
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+const FAST_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128];
+
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'signet_process_' });
+  const r = [registry];
+  return {
+    registry,
+    signRequests: new Counter({ name: 'signet_sign_requests_total', help: 'Sign requests by key and outcome.', labelNames: ['key', 'outcome'], registers: r }),
+    signDuration: new Histogram({ name: 'signet_sign_duration_seconds', help: 'Time to answer a sign request, seconds.', labelNames: ['key'], buckets: FAST_BUCKETS, registers: r }),
+    verifyRequests: new Counter({ name: 'signet_verify_requests_total', help: 'Verify requests by outcome.', labelNames: ['outcome'], registers: r }),
+    verifyDuration: new Histogram({ name: 'signet_verify_duration_seconds', help: 'Time to answer a verify request, seconds.', buckets: FAST_BUCKETS, registers: r }),
+    vaultRequests: new Counter({ name: 'signet_vault_requests_total', help: 'Calls to Vault by operation and outcome (ok, error, unreachable).', labelNames: ['operation', 'outcome'], registers: r }),
+    vaultDuration: new Histogram({ name: 'signet_vault_request_duration_seconds', help: 'Duration of calls to Vault by operation, seconds.', labelNames: ['operation'], buckets: FAST_BUCKETS, registers: r }),
+    batchSize: new Histogram({ name: 'signet_sign_batch_size', help: 'Items per Transit sign call.', labelNames: ['key'], buckets: BATCH_BUCKETS, registers: r }),
+    queueLength: new Gauge({ name: 'signet_sign_queue_length', help: 'Sign requests waiting for a Vault call, by key.', labelNames: ['key'], registers: r }),
+    signingVersion: new Gauge({ name: 'signet_key_signing_version', help: 'Vault key version that signs now, by key.', labelNames: ['key', 'alg'], registers: r }),
+    signingKeyAge: new Gauge({ name: 'signet_key_signing_version_age_seconds', help: 'Age of the signing version (since its creation in Vault), seconds.', labelNames: ['key'], registers: r }),
+    nextStateChange: new Gauge({ name: 'signet_key_next_state_change_seconds', help: 'Seconds until a version of the key changes state by schedule (absent: none scheduled).', labelNames: ['key'], registers: r }),
+    publishedKeys: new Gauge({ name: 'signet_jwks_keys', help: 'Public keys published in the JWKS.', registers: r }),
+    keyRefresh: new Counter({ name: 'signet_key_refresh_total', help: 'Key state reads from Vault by key and outcome.', labelNames: ['key', 'outcome'], registers: r }),
+    keyLoaded: new Gauge({ name: 'signet_key_loaded', help: '1 when the key state is loaded from Vault, else 0.', labelNames: ['key'], registers: r }),
+    keyStateAge: new Gauge({ name: 'signet_key_state_age_seconds', help: 'Seconds since the key state was last read from Vault.', labelNames: ['key'], registers: r }),
+    tokenTtl: new Gauge({ name: 'signet_vault_token_ttl_seconds', help: 'Seconds left on the Vault token (-1: never expires).', registers: r }),
+    authenticated: new Gauge({ name: 'signet_vault_authenticated', help: '1 when Signet holds a Vault token that Vault accepted.', registers: r }),
+    authFailures: new Counter({ name: 'signet_vault_auth_failures_total', help: 'Failed Vault logins, lookups or renewals, by reason.', labelNames: ['reason'], registers: r }),
+    vaultUp: new Gauge({ name: 'signet_vault_up', help: '1 when the last call to Vault got an answer, else 0.', registers: r }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

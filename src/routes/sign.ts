@@ -1,0 +1,73 @@
+// POST /v1/sign/:key and POST /v1/sign (the default key).
+
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { SignetError } from '../errors.ts';
+import type { Services } from '../services.ts';
+import type { SignRequest } from '../signer/signer.ts';
+import { errorResponses } from './schemas.ts';
+
+const body = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['claims'],
+  properties: {
+    claims: { type: 'object' },
+    ttl: { anyOf: [{ type: 'string', minLength: 1, maxLength: 32 }, { type: 'integer', minimum: 1 }] },
+    headers: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { typ: { type: 'string', pattern: '^[A-Za-z0-9.+/-]{1,64}$' } },
+    },
+  },
+} as const;
+
+const response = {
+  200: {
+    type: 'object',
+    required: ['token', 'kid', 'alg', 'key', 'key_version', 'expires_at'],
+    properties: {
+      token: { type: 'string' },
+      kid: { type: 'string' },
+      alg: { type: 'string' },
+      key: { type: 'string' },
+      key_version: { type: 'integer' },
+      expires_at: { type: 'integer' },
+    },
+  },
+  ...errorResponses,
+} as const;
+
+export function outcomeOf(error: unknown): string {
+  if (error instanceof SignetError) return error.status >= 500 ? 'vault_error' : error.status === 403 ? 'refused' : 'invalid';
+  return 'error';
+}
+
+export default async function signRoutes(app: FastifyInstance, { services }: { services: Services }): Promise<void> {
+  const { signer, metrics, config } = services;
+  const configured = new Set(config.keys.map((k) => k.name));
+
+  async function handle(name: string, request: FastifyRequest, reply: FastifyReply) {
+    const started = performance.now();
+    const label = configured.has(name) ? name : '(unknown)';
+    try {
+      const result = await signer.sign(name, configured.has(name), request.body as SignRequest);
+      metrics.signRequests.inc({ key: label, outcome: 'ok' });
+      return reply.send(result);
+    } catch (error) {
+      metrics.signRequests.inc({ key: label, outcome: outcomeOf(error) });
+      throw error;
+    } finally {
+      metrics.signDuration.observe({ key: label }, (performance.now() - started) / 1000);
+    }
+  }
+
+  app.post('/v1/sign/:key', {
+    schema: {
+      body,
+      params: { type: 'object', properties: { key: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,128}$' } }, required: ['key'] },
+      response,
+    },
+  }, (request, reply) => handle((request.params as { key: string }).key, request, reply));
+
+  app.post('/v1/sign', { schema: { body, response } }, (request, reply) => handle(config.defaultKey, request, reply));
+}

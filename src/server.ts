@@ -1,0 +1,41 @@
+// Runs Signet: build the app, listen, and shut down cleanly on SIGTERM/SIGINT (stop accepting, drain in-flight
+// requests, exit within a bounded time).
+
+import { chmodSync } from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+import { buildApp, type AppDeps } from './app.ts';
+import { splitHostPort, type Config } from './config.ts';
+
+export const SHUTDOWN_GRACE_MS = 10_000;
+
+export async function listen(app: FastifyInstance, config: Config): Promise<string> {
+  if (config.listen.startsWith('unix:')) {
+    const path = config.listen.slice('unix:'.length);
+    await app.listen({ path });
+    // Only the owner and its group may connect: whoever can connect can sign.
+    chmodSync(path, 0o660);
+    return config.listen;
+  }
+  const { host, port } = splitHostPort(config.listen);
+  return app.listen({ host, port });
+}
+
+export async function serve(config: Config, deps: AppDeps = {}): Promise<{ app: FastifyInstance; address: string; close(): Promise<void> }> {
+  const app = await buildApp(config, deps);
+  const address = await listen(app, config);
+  app.log.info({ event: 'listening', address, keys: config.keys.map((k) => k.name), vault: config.vault.address }, `Signet listening on ${address}`);
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      const timer = setTimeout(() => {
+        app.log.error({ event: 'shutdown_timeout' }, `in-flight requests did not finish within ${SHUTDOWN_GRACE_MS} ms; exiting`);
+        process.exit(1);
+      }, SHUTDOWN_GRACE_MS);
+      timer.unref();
+      await app.close();
+      clearTimeout(timer);
+    })();
+    return closing;
+  };
+  return { app, address, close };
+}

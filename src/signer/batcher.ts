@@ -1,0 +1,124 @@
+// Opportunistic batching of concurrent signs (DESIGN §9). Per (key, version) lane: when fewer than
+// `maxInFlight` Vault calls are out, a request goes out at once (no added latency at low load); otherwise it
+// waits, and everything waiting leaves together as one batch_input call when a call returns. A batch is bounded
+// by item count and by the Vault time it is expected to cost (Vault signs the items of one batch one after
+// another), and the queue is bounded: past it, a request is refused at once instead of growing memory.
+
+import { SignetError, VaultUnavailableError } from '../errors.ts';
+import type { AlgSpec } from '../jwt/algorithms.ts';
+import type { ItemResult } from '../vault/transit.ts';
+
+export interface BatcherOptions {
+  enabled: boolean;
+  /** Vault calls in flight per lane. */
+  maxInFlight: number;
+  /** Items per batch call. */
+  maxBatchSize: number;
+  /** Expected Vault time per batch, ms. */
+  maxBatchCostMs: number;
+  /** Requests waiting per lane before new ones are refused. */
+  maxQueue: number;
+}
+
+export const DEFAULT_BATCHER: BatcherOptions = {
+  enabled: true,
+  maxInFlight: 4,
+  maxBatchSize: 64,
+  maxBatchCostMs: 25,
+  maxQueue: 2048,
+};
+
+/** Approximate Vault CPU time of one signature, ms (measured on Vault's Go crypto). */
+export function itemCostMs(keyType: string): number {
+  switch (keyType) {
+    case 'rsa-2048': return 1.5;
+    case 'rsa-3072': return 4.5;
+    case 'rsa-4096': return 10;
+    case 'ecdsa-p384': return 0.3;
+    case 'ecdsa-p521': return 0.6;
+    default: return 0.05;
+  }
+}
+
+export type SendBatch = (lane: LaneKey, inputs: string[]) => Promise<ItemResult[]>;
+
+export interface LaneKey {
+  name: string;
+  version: number;
+  keyType: string;
+  spec: AlgSpec;
+}
+
+interface Waiting {
+  input: string;
+  resolve: (signature: string) => void;
+  reject: (error: Error) => void;
+}
+
+interface Lane {
+  key: LaneKey;
+  queue: Waiting[];
+  inFlight: number;
+}
+
+export interface BatchObserver {
+  (key: string, size: number): void;
+}
+
+export class SignBatcher {
+  readonly #options: BatcherOptions;
+  readonly #send: SendBatch;
+  readonly #observe: BatchObserver;
+  readonly #lanes = new Map<string, Lane>();
+
+  constructor(options: BatcherOptions, send: SendBatch, observe: BatchObserver = () => {}) {
+    this.#options = options.enabled ? options : { ...options, maxBatchSize: 1, maxInFlight: Math.max(options.maxInFlight, 64) };
+    this.#send = send;
+    this.#observe = observe;
+  }
+
+  /** Requests waiting (not yet sent) across all lanes of a key. */
+  queued(name: string): number {
+    let total = 0;
+    for (const lane of this.#lanes.values()) if (lane.key.name === name) total += lane.queue.length;
+    return total;
+  }
+
+  /** Signs one input (standard base64); resolves with Vault's `vault:vN:...` signature. */
+  sign(key: LaneKey, input: string): Promise<string> {
+    const id = `${key.name}\0${key.version}`;
+    let lane = this.#lanes.get(id);
+    if (!lane) {
+      lane = { key, queue: [], inFlight: 0 };
+      this.#lanes.set(id, lane);
+    }
+    if (lane.queue.length >= this.#options.maxQueue) {
+      return Promise.reject(new VaultUnavailableError('sign', `sign queue for key "${key.name}" is full (${this.#options.maxQueue} waiting); retry shortly`, 1));
+    }
+    const { promise, resolve, reject } = Promise.withResolvers<string>();
+    lane.queue.push({ input, resolve, reject });
+    this.#pump(id, lane);
+    return promise;
+  }
+
+  #pump(id: string, lane: Lane): void {
+    const limit = Math.max(1, Math.min(this.#options.maxBatchSize, Math.floor(this.#options.maxBatchCostMs / itemCostMs(lane.key.keyType))));
+    while (lane.inFlight < this.#options.maxInFlight && lane.queue.length > 0) {
+      const batch = lane.queue.splice(0, limit);
+      lane.inFlight++;
+      this.#observe(lane.key.name, batch.length);
+      this.#send(lane.key, batch.map((w) => w.input)).then(
+        (results) => batch.forEach((w, i) => {
+          const result = results[i]!;
+          if ('signature' in result) w.resolve(result.signature);
+          else w.reject(new SignetError(502, 'vault_item', `Vault refused to sign: ${result.error.slice(0, 200)}`));
+        }),
+        (error: Error) => batch.forEach((w) => w.reject(error)),
+      ).finally(() => {
+        lane.inFlight--;
+        if (lane.queue.length > 0) this.#pump(id, lane);
+        else if (lane.inFlight === 0) this.#lanes.delete(id);
+      });
+    }
+  }
+}

@@ -1,0 +1,89 @@
+// Sign: claims policy → JWS signing input → Vault (through the batcher) → compact JWT. Signing always names
+// the schedule's active version explicitly, and the signature's vault:vN: prefix must match it.
+
+import { randomBytes } from 'node:crypto';
+import { InvalidRequestError, UnknownKeyError, VaultUnavailableError } from '../errors.ts';
+import { parseDuration } from '../duration.ts';
+import { DEFAULT_CLAIM_LIMITS, issueClaims, type ClaimLimits } from '../jwt/claims.ts';
+import { encodeHeader, encodePayload, jwsSignatureFromVault, transitInput } from '../jwt/jws.ts';
+import type { Keyring } from '../keys/keyring.ts';
+import type { SignBatcher } from './batcher.ts';
+
+export interface SignRequest {
+  claims: Record<string, unknown>;
+  ttl?: string | number;
+  headers?: { typ?: string };
+}
+
+export interface SignResult {
+  token: string;
+  kid: string;
+  alg: string;
+  key: string;
+  key_version: number;
+  expires_at: number;
+}
+
+const newJti = (): string => randomBytes(16).toString('base64url');
+
+export class Signer {
+  readonly #keyring: Keyring;
+  readonly #batcher: SignBatcher;
+  readonly #limits: ClaimLimits;
+  readonly #headers = new Map<string, string>();
+
+  constructor(keyring: Keyring, batcher: SignBatcher, limits: ClaimLimits = DEFAULT_CLAIM_LIMITS) {
+    this.#keyring = keyring;
+    this.#batcher = batcher;
+    this.#limits = limits;
+  }
+
+  /** Whether `name` is a configured key (loaded or not). */
+  async sign(name: string, configured: boolean, request: SignRequest): Promise<SignResult> {
+    if (!configured) throw new UnknownKeyError(name);
+    const nowMs = Date.now();
+    const now = Math.floor(nowMs / 1000);
+    const view = this.#keyring.view(name, nowMs / 1000);
+    if (!view) {
+      throw new VaultUnavailableError('sign', `key "${name}" is not loaded from Vault yet; see /readyz and the logs`, 2);
+    }
+    let ttl: number | undefined;
+    if (request.ttl !== undefined) {
+      ttl = parseDuration(request.ttl);
+      if (ttl === undefined) throw new InvalidRequestError('ttl: must be a duration such as "15m" or a number of seconds');
+    }
+    const { config } = view;
+    const issued = issueClaims({ claims: request.claims, ttl }, {
+      issuer: config.issuer,
+      audiences: config.audiences,
+      defaultTtl: config.defaultTtl,
+      maxTtl: config.maxTtl,
+      callerMaySet: new Set(config.callerClaims),
+      limits: this.#limits,
+    }, now, newJti);
+
+    const { signing, alg } = view;
+    const typ = request.headers?.typ ?? 'JWT';
+    const headerId = `${signing.kid}\0${alg}\0${typ}`;
+    let header = this.#headers.get(headerId);
+    if (header === undefined) {
+      header = encodeHeader(alg, signing.kid, typ);
+      if (this.#headers.size > 1024) this.#headers.clear();
+      this.#headers.set(headerId, header);
+    }
+    const signingInput = `${header}.${encodePayload(issued.claims)}`;
+    const vaultSignature = await this.#batcher.sign(
+      { name, version: signing.version, keyType: view.type, spec: view.spec },
+      transitInput(signingInput),
+    );
+    const signature = jwsSignatureFromVault(vaultSignature, signing.version);
+    return {
+      token: `${signingInput}.${signature}`,
+      kid: signing.kid,
+      alg,
+      key: name,
+      key_version: signing.version,
+      expires_at: issued.exp,
+    };
+  }
+}
