@@ -1,0 +1,84 @@
+// Test harness: a real Signet app (buildApp + a loopback socket) against a TestVault, with its log lines
+// captured so tests can assert on them (and on what they must never contain).
+
+import { Writable } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from '../../src/app.ts';
+import { buildConfig, type Config } from '../../src/config.ts';
+import { createLogger } from '../../src/observability/logger.ts';
+import type { BatcherOptions } from '../../src/signer/batcher.ts';
+import type { TestVault } from './vault.ts';
+
+export interface TestSignet {
+  app: FastifyInstance;
+  url: string;
+  config: Config;
+  logs: string[];
+  post(path: string, body: unknown, headers?: Record<string, string>): Promise<{ status: number; body: any; headers: Headers }>;
+  get(path: string, headers?: Record<string, string>): Promise<{ status: number; body: any; headers: Headers; text: string }>;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Raw configuration document (as the YAML file would hold it), merged over the defaults below. */
+  config?: Record<string, unknown>;
+  env?: Record<string, string>;
+  batcher?: Partial<BatcherOptions>;
+}
+
+export async function startSignet(vault: TestVault, keys: Array<Record<string, unknown>>, options: StartOptions = {}): Promise<TestSignet> {
+  const config = buildConfig({
+    listen: '127.0.0.1:0',
+    vault: { address: vault.address },
+    keys: keys.map((k) => ({ issuer: 'https://issuer.test', ...k })),
+    log_level: 'debug',
+    ...options.config,
+  }, { VAULT_TOKEN: vault.rootToken, ...options.env });
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      logs.push(...chunk.toString().split('\n').filter(Boolean));
+      done();
+    },
+  });
+  const app = await buildApp(config, { logger: createLogger(config.logLevel, sink), batcher: options.batcher });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const { port } = app.server.address() as { port: number };
+  const url = `http://127.0.0.1:${port}`;
+  return {
+    app, url, config, logs,
+    async post(path, body, headers = {}) {
+      const response = await fetch(`${url}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: typeof body === 'string' ? body : JSON.stringify(body),
+      });
+      const text = await response.text();
+      return { status: response.status, body: text ? JSON.parse(text) : undefined, headers: response.headers };
+    },
+    async get(path, headers = {}) {
+      const response = await fetch(`${url}${path}`, { headers });
+      const text = await response.text();
+      let parsed: unknown;
+      try { parsed = text ? JSON.parse(text) : undefined; } catch { parsed = undefined; }
+      return { status: response.status, body: parsed, headers: response.headers, text };
+    },
+    close: () => app.close(),
+  };
+}
+
+/** Polls `check` until it returns a truthy value or `timeoutMs` passes. */
+export async function eventually<T>(check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 15_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await check();
+      if (value) return value;
+    } catch (error) {
+      last = error;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+}
