@@ -21,8 +21,8 @@ export function parseDuration(value: unknown): number | undefined {
 
 /** Formats seconds the way an operator writes them: 3600 → "1h", 5400 → "1h30m". */
 export function formatDuration(seconds: number): string {
-  if (seconds === 0) return '0s';
   let rest = Math.round(seconds);
+  if (rest === 0) return '0s';
   let out = '';
   for (const [unit, size] of [['d', 86400], ['h', 3600], ['m', 60], ['s', 1]] as const) {
     if (rest >= size) {

@@ -71,8 +71,9 @@ export function algsForKeyType(type: TransitKeyType): readonly JwsAlg[] {
 /** Transit parameters for an alg. */
 export function algSpec(alg: JwsAlg): AlgSpec {
   if (alg === 'EdDSA' || alg === 'Ed25519') {
-    // Pure Ed25519: Vault must not prehash; no hash_algorithm is sent.
-    return { alg, operation: 'sign', signParams: {}, publishable: true };
+    // Pure Ed25519: Vault must not prehash, so no hash is sent. marshaling_algorithm=jws makes Vault return
+    // base64url, like every other alg (DESIGN §4: always send it).
+    return { alg, operation: 'sign', signParams: { marshaling_algorithm: 'jws' }, publishable: true };
   }
   const family = alg.slice(0, 2);
   const hash = HASH_OF[alg.slice(2)]!;

@@ -1,0 +1,139 @@
+// The command line as an operator and a newcomer use it: bad configuration stops start-up naming the field;
+// `signet serve` works from a file; `signet dev` prints a curl that signs and verifies; `signet keys status`.
+
+import assert from 'node:assert/strict';
+import { spawn, execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import { freePort } from '../../src/vault/dev-server.ts';
+import { eventually } from '../harness/signet.ts';
+import { startVault, vaultBinary, type TestVault } from '../harness/vault.ts';
+
+const run = promisify(execFile);
+const CLI = join(import.meta.dirname, '..', '..', 'bin', 'signet.js');
+const dir = mkdtempSync(join(tmpdir(), 'signet-cli-'));
+
+function configFile(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+async function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, timeout: 30_000 });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('configuration errors stop start-up and name the field', () => {
+  const cases: Array<[string, string, RegExp]> = [
+    ['unknown field', 'keys: [{name: app, issuer: "https://i"}]\nlisten_addr: 1\n', /configuration: listen_addr: unknown field/],
+    ['bad duration', 'keys: [{name: app, issuer: "https://i", max_ttl: "ten minutes"}]\n', /configuration: keys\[0\]\.max_ttl: must be a duration/],
+    ['alg unknown', 'keys: [{name: app, issuer: "https://i", alg: ES257}]\n', /configuration: keys\[0\]\.alg: unknown JWS alg "ES257"/],
+    ['publish_delay too short', 'keys: [{name: app, issuer: "https://i", publish_delay: 1m}]\n', /configuration: keys\[0\]\.publish_delay: must exceed jwks\.max_age \+ refresh_interval \+ clock_skew \(390s\)/],
+    ['non-loopback listen', 'listen: 0.0.0.0:8250\nkeys: [{name: app, issuer: "https://i"}]\n', /configuration: listen: 0\.0\.0\.0:8250 is not a loopback address/],
+    ['no keys', 'listen: 127.0.0.1:8250\n', /configuration: keys: must list at least one Transit key/],
+    ['not YAML', 'keys: [\n', /not valid YAML or JSON/],
+  ];
+  for (const [name, text, expected] of cases) {
+    test(name, async () => {
+      const result = await cli(['serve', '--config', configFile(`${name.replace(/\W/g, '_')}.yaml`, text)], { VAULT_TOKEN: 'unused' });
+      assert.equal(result.code, 2);
+      assert.match(result.stderr, expected);
+      assert.doesNotMatch(result.stderr, /unused/, 'the Vault token is never echoed');
+    });
+  }
+
+  test('an alg that does not fit the key type keeps the key unloaded, says why, and /readyz stays false', async () => {
+    const vault = await startVault();
+    try {
+      await vault.createKey('app', 'ecdsa-p256');
+      const port = await freePort();
+      const file = configFile('mismatch.yaml', `listen: 127.0.0.1:${port}\nvault: {address: "${vault.address}"}\nkeys: [{name: app, issuer: "https://i", alg: RS256}]\n`);
+      const child = spawn(process.execPath, [CLI, 'serve', '--config', file], { env: { ...process.env, VAULT_TOKEN: vault.rootToken }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (c) => { out += c; });
+      try {
+        await eventually(() => out.includes('key_load_failed'), 10_000, 'the key load error');
+        assert.match(out, /keys\[0\]\.alg: alg RS256 does not fit Transit key type ecdsa-p256/);
+        const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
+        assert.equal(ready.status, 503);
+      } finally {
+        child.kill('SIGTERM');
+      }
+    } finally {
+      await vault.stop();
+    }
+  });
+});
+
+describe('serve, keys status and keys rotate against a real Vault', () => {
+  let vault: TestVault;
+  before(async () => {
+    vault = await startVault();
+    await vault.createKey('app', 'ed25519');
+  });
+  after(async () => vault?.stop());
+
+  test('serve from a config file, then stop cleanly on SIGTERM', async () => {
+    const port = await freePort();
+    const file = configFile('serve.yaml', `listen: 127.0.0.1:${port}\nvault:\n  address: ${vault.address}\nkeys:\n  - name: app\n    issuer: https://issuer.test\n`);
+    const child = spawn(process.execPath, [CLI, 'serve', '--config', file], { env: { ...process.env, VAULT_TOKEN: vault.rootToken }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let logs = '';
+    child.stdout.on('data', (c) => { logs += c; });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    await eventually(async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200, 15_000, 'readiness');
+    const signed = await (await fetch(`http://127.0.0.1:${port}/v1/sign`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"claims":{"sub":"a"}}' })).json() as { alg: string };
+    assert.equal(signed.alg, 'EdDSA');
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0);
+    assert.ok(!logs.includes(vault.rootToken), 'the Vault token never reaches a log line');
+  });
+
+  test('keys status prints versions, kids, states; keys rotate publishes a pending version', async () => {
+    const file = configFile('keys.yaml', `vault:\n  address: ${vault.address}\nkeys:\n  - name: app\n    issuer: https://issuer.test\n`);
+    const env = { VAULT_TOKEN: vault.rootToken };
+    const status = await cli(['keys', 'status', '--config', file], env);
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stdout, /^app {2}\(ed25519, EdDSA\) {2}signing: v1/m);
+    assert.match(status.stdout, /VERSION\s+KID\s+CREATED\s+STATE\s+NEXT CHANGE/);
+    assert.match(status.stdout, /v1\s+[A-Za-z0-9_-]{43}\s+\d{4}-\d\d-\d\dT[\d:]+Z\s+active/);
+    const rotated = await cli(['keys', 'rotate', 'app', '--config', file], env);
+    assert.equal(rotated.code, 0, rotated.stderr);
+    assert.match(rotated.stdout, /rotated app: v2 \(kid [A-Za-z0-9_-]{43}\) is published now and signs from \d{4}-/);
+    const after = await cli(['keys', 'status', '--config', file], env);
+    assert.match(after.stdout, /v2\s+\S+\s+\S+\s+pending\s+\d{4}-/);
+  });
+});
+
+describe('signet dev', () => {
+  test('starts Vault and Signet and prints a curl that signs and then verifies a token', async () => {
+    await vaultBinary();
+    const port = await freePort();
+    const child = spawn(process.execPath, [CLI, 'dev', '--listen', `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (c) => { stderr += c; });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      await eventually(() => stderr.includes('Ctrl-C stops Signet and Vault.'), 60_000, 'the dev banner');
+      const lines = stderr.split('\n');
+      const start = lines.findIndex((l) => l.trim().startsWith('TOKEN=$(curl'));
+      const command = `${lines[start]!.trim().replace(/\\$/, '')}\n${lines[start + 1]!.trim()}`;
+      const { stdout } = await run('bash', ['-c', command], { timeout: 20_000 });
+      const answer = JSON.parse(stdout) as { valid: boolean; alg: string; claims: { sub: string; aud: string } };
+      assert.equal(answer.valid, true);
+      assert.equal(answer.alg, 'ES256');
+      assert.equal(answer.claims.sub, 'demo');
+    } finally {
+      child.kill('SIGINT');
+    }
+    assert.equal(await exited, 0);
+  });
+});

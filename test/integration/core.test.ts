@@ -1,0 +1,192 @@
+// The core promise, against a real Vault: every algorithm signs through Transit, and each token verifies with
+// jose using only the JWKS (asymmetric), with Vault's own transit/verify, and through POST /v1/verify.
+
+import assert from 'node:assert/strict';
+import { createPublicKey } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JWK } from 'jose';
+import { algSpec, type JwsAlg } from '../../src/jwt/algorithms.ts';
+import { startSignet, eventually, type TestSignet } from '../harness/signet.ts';
+import { startVault, type TestVault } from '../harness/vault.ts';
+
+const KEYS: Array<{ name: string; type: string; alg: JwsAlg }> = [
+  { name: 'eddsa', type: 'ed25519', alg: 'EdDSA' },
+  { name: 'ed25519', type: 'ed25519', alg: 'Ed25519' },
+  { name: 'es256', type: 'ecdsa-p256', alg: 'ES256' },
+  { name: 'es384', type: 'ecdsa-p384', alg: 'ES384' },
+  { name: 'es512', type: 'ecdsa-p521', alg: 'ES512' },
+  { name: 'rs256', type: 'rsa-2048', alg: 'RS256' },
+  { name: 'rs384', type: 'rsa-2048', alg: 'RS384' },
+  { name: 'rs512', type: 'rsa-2048', alg: 'RS512' },
+  { name: 'ps256', type: 'rsa-2048', alg: 'PS256' },
+  { name: 'ps384', type: 'rsa-2048', alg: 'PS384' },
+  { name: 'ps512', type: 'rsa-2048', alg: 'PS512' },
+  { name: 'hs256', type: 'hmac', alg: 'HS256' },
+  { name: 'hs384', type: 'hmac', alg: 'HS384' },
+  { name: 'hs512', type: 'hmac', alg: 'HS512' },
+];
+
+/** Vault's transit/verify parameters that match the JWS alg (the same table Signet signs with). */
+function vaultVerifyParams(alg: JwsAlg): { hash?: string; extra: Record<string, unknown> } {
+  const spec = algSpec(alg);
+  return { hash: spec.hash, extra: { ...spec.signParams } };
+}
+
+describe('sign and verify every algorithm against a real Vault', () => {
+  let vault: TestVault;
+  let signet: TestSignet;
+
+  before(async () => {
+    vault = await startVault();
+    for (const key of KEYS) await vault.createKey(key.name, key.type);
+    signet = await startSignet(vault, KEYS.map((k) => ({ name: k.name, alg: k.alg, audiences: ['api', 'other'] })), {
+      config: { refresh_interval: '1s', jwks: { max_age: '5s' }, clock_skew: '5s', default_key: 'es256' },
+    });
+    await eventually(async () => (await signet.get('/readyz')).status === 200, 30_000, 'readiness');
+  });
+  after(async () => {
+    await signet?.close();
+    await vault?.stop();
+  });
+
+  for (const key of KEYS) {
+    test(`${key.alg} (${key.type})`, async () => {
+      const signed = await signet.post(`/v1/sign/${key.name}`, { claims: { sub: 'user-1', aud: 'api', scope: 'read' }, ttl: '2m' });
+      assert.equal(signed.status, 200, JSON.stringify(signed.body));
+      const { token, kid, alg, key_version: version, expires_at: expiresAt } = signed.body;
+      assert.equal(alg, key.alg);
+      assert.equal(signed.body.key, key.name);
+      assert.equal(version, 1);
+      const header = decodeProtectedHeader(token);
+      assert.deepEqual(header, { alg: key.alg, kid, typ: 'JWT' });
+      const now = Math.floor(Date.now() / 1000);
+      assert.ok(Math.abs(expiresAt - (now + 120)) <= 2, 'exp = now + ttl');
+
+      // The kid names the version Vault signed with.
+      const keys = (await signet.get('/v1/keys')).body.keys as Array<{ name: string; versions: Array<{ version: number; kid: string }> }>;
+      const versions = keys.find((k) => k.name === key.name)!.versions;
+      assert.equal(versions.find((v) => v.version === version)!.kid, kid);
+
+      const [headerPart, payloadPart, signature] = token.split('.');
+      const signingInput = `${headerPart}.${payloadPart}`;
+      const jwks = (await signet.get('/.well-known/jwks.json')).body as { keys: JWK[] };
+      if (key.alg.startsWith('HS')) {
+        assert.ok(!jwks.keys.some((k) => k.kid === kid), 'HMAC keys never appear in the JWKS');
+        const hmac = `vault:v${version}:${Buffer.from(signature!, 'base64url').toString('base64')}`;
+        assert.equal(await vault.transitVerify(key.name, algSpec(key.alg).hash, signingInput, `hmac:${hmac}`), true);
+      } else {
+        // jose, with nothing but the JWKS.
+        const verified = await jwtVerify(token, createLocalJWKSet(jwks), { algorithms: [key.alg], issuer: 'https://issuer.test', audience: 'api' });
+        assert.equal(verified.payload.sub, 'user-1');
+        assert.equal(verified.payload.scope, 'read');
+        assert.equal(typeof verified.payload.jti, 'string');
+        // Vault's own verify, with the JWS marshaling.
+        const { hash, extra } = vaultVerifyParams(key.alg);
+        assert.equal(await vault.transitVerify(key.name, hash, signingInput, `vault:v${version}:${signature}`, extra), true);
+        // The JWK served is Vault's public key of that version.
+        const served = jwks.keys.find((k) => k.kid === kid)!;
+        assert.equal(served.alg, key.alg);
+        assert.equal(served.use, 'sig');
+        const vaultKey = (await vault.readKey(key.name)).keys as Record<string, { public_key: string }>;
+        const pub = vaultKey[String(version)]!.public_key;
+        const expected = key.type === 'ed25519'
+          ? { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(pub, 'base64').toString('base64url') }
+          : createPublicKey(pub).export({ format: 'jwk' });
+        const { kid: _kid, alg: _alg, use: _use, ...material } = served;
+        assert.deepEqual(material, expected);
+      }
+
+      const verified = await signet.post('/v1/verify', { token, audience: 'api' });
+      assert.equal(verified.status, 200, JSON.stringify(verified.body));
+      assert.equal(verified.body.valid, true);
+      assert.equal(verified.body.key, key.name);
+      assert.equal(verified.body.key_version, version);
+      assert.equal(verified.body.kid, kid);
+      assert.equal(verified.body.claims.sub, 'user-1');
+      assert.equal(verified.body.claims.iss, 'https://issuer.test');
+
+      // A flipped signature byte fails everywhere.
+      const sigBytes = Buffer.from(signature!, 'base64url');
+      sigBytes[sigBytes.length >> 1]! ^= 0x01;
+      const tampered = `${signingInput}.${sigBytes.toString('base64url')}`;
+      const refused = await signet.post('/v1/verify', { token: tampered });
+      assert.equal(refused.status, 401);
+      assert.deepEqual(refused.body, { valid: false, errors: ['signature: does not verify'] });
+    });
+  }
+
+  test('POST /v1/sign uses the default key, and headers.typ is honoured', async () => {
+    const signed = await signet.post('/v1/sign', { claims: { sub: 'x' }, headers: { typ: 'at+jwt' } });
+    assert.equal(signed.status, 200);
+    assert.equal(signed.body.key, 'es256');
+    assert.equal(decodeProtectedHeader(signed.body.token).typ, 'at+jwt');
+  });
+
+  test('verification refuses the wrong audience, issuer, and an expired token', async () => {
+    const { token } = (await signet.post('/v1/sign/es256', { claims: { aud: 'api' } })).body;
+    const wrongAud = await signet.post('/v1/verify', { token, audience: 'other' });
+    assert.equal(wrongAud.status, 401);
+    assert.deepEqual(wrongAud.body.errors, ['claim aud: does not include the expected audience']);
+    const wrongIss = await signet.post('/v1/verify', { token, issuer: 'https://elsewhere.test' });
+    assert.deepEqual(wrongIss.body.errors, ['claim iss: does not match the expected issuer']);
+  });
+
+  test('JWKS and discovery: cache headers, ETag and 304', async () => {
+    const first = await signet.get('/.well-known/jwks.json');
+    assert.equal(first.status, 200);
+    assert.equal(first.headers.get('cache-control'), 'public, max-age=5');
+    const etag = first.headers.get('etag')!;
+    assert.match(etag, /^"[A-Za-z0-9_-]+"$/);
+    const again = await signet.get('/v1/jwks', { 'if-none-match': etag });
+    assert.equal(again.status, 304);
+    const published = (first.body.keys as JWK[]).length;
+    assert.equal(published, KEYS.filter((k) => !k.alg.startsWith('HS')).length);
+    const discovery = await signet.get('/.well-known/openid-configuration');
+    assert.equal(discovery.status, 200);
+    assert.equal(discovery.body.issuer, 'https://issuer.test');
+    assert.match(discovery.body.jwks_uri, /^http:\/\/127\.0\.0\.1:0\/\.well-known\/jwks\.json$|\/\.well-known\/jwks\.json$/);
+    assert.deepEqual(new Set(discovery.body.id_token_signing_alg_values_supported), new Set(KEYS.filter((k) => !k.alg.startsWith('HS')).map((k) => k.alg)));
+  });
+
+  test('after transit rotate, the new kid is published within refresh_interval and old tokens still verify', async () => {
+    const before = (await signet.post('/v1/sign/es256', { claims: { sub: 'before' } })).body;
+    await vault.rotate('es256');
+    const jwks = await eventually(async () => {
+      const body = (await signet.get('/.well-known/jwks.json')).body as { keys: JWK[] };
+      const ours = body.keys.filter((k) => k.alg === 'ES256');
+      return ours.length === 2 ? ours : undefined;
+    }, 5000, 'the new version in the JWKS');
+    assert.ok(jwks.some((k) => k.kid === before.kid));
+    const keys = (await signet.get('/v1/keys')).body.keys as Array<{ name: string; signing_version: number; versions: Array<{ version: number; state: string }> }>;
+    const es = keys.find((k) => k.name === 'es256')!;
+    // Published first; it signs only after publish_delay.
+    assert.equal(es.signing_version, 1);
+    assert.equal(es.versions.find((v) => v.version === 2)!.state, 'pending');
+    const verified = await signet.post('/v1/verify', { token: before.token });
+    assert.equal(verified.status, 200);
+    assert.equal(verified.body.key_version, 1);
+  });
+
+  test('an unknown kid triggers an immediate refresh (a version another instance already signs with)', async () => {
+    // This instance re-reads Vault only hourly.
+    const slow = await startSignet(vault, [{ name: 'rs256', alg: 'RS256' }], { config: { refresh_interval: '1h' } });
+    try {
+      await eventually(async () => (await slow.get('/readyz')).status === 200, 10_000, 'readiness');
+      await vault.rotate('rs256');
+      await vault.configKey('rs256', { min_encryption_version: 2 });
+      const fresh = await startSignet(vault, [{ name: 'rs256', alg: 'RS256' }]);
+      try {
+        await eventually(async () => (await fresh.get('/readyz')).status === 200, 10_000, 'readiness');
+        const signed = (await fresh.post('/v1/sign/rs256', { claims: {} })).body;
+        assert.equal(signed.key_version, 2);
+        const verified = await slow.post('/v1/verify', { token: signed.token });
+        assert.equal(verified.status, 200, JSON.stringify(verified.body));
+        assert.equal(verified.body.key_version, 2);
+      } finally {
+        await fresh.close();
+      }
+    } finally {
+      await slow.close();
+    }
+  });
+});
