@@ -111,7 +111,7 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
 }
 
-const when = (seconds: number | undefined): string => (seconds === undefined || seconds <= 0 ? '-' : new Date(seconds * 1000).toISOString().replace('.000Z', 'Z'));
+const when = (seconds: number | undefined): string => (seconds === undefined || seconds <= 0 ? '-' : new Date(Math.round(seconds) * 1000).toISOString().replace('.000Z', 'Z'));
 
 export function formatStatus(view: KeyView): string {
   const header = `${view.name}  (${view.type}, ${view.alg})  signing: v${view.signing.version}  publish_delay ${formatDuration(view.config.publishDelay)}  max_ttl ${formatDuration(view.config.maxTtl)}`

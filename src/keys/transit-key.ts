@@ -39,7 +39,8 @@ export function parseTransitKey(name: string, data: Record<string, unknown> | un
     const version = Number(v);
     if (typeof entry === 'number') return { version, createdAt: entry };
     const e = entry as { creation_time?: unknown; public_key?: unknown };
-    const createdAt = Math.floor(Date.parse(String(e.creation_time)) / 1000);
+    // Millisecond precision: flooring to whole seconds would let a version sign up to a second early.
+    const createdAt = Date.parse(String(e.creation_time)) / 1000;
     if (!Number.isFinite(createdAt)) throw new VaultResponseError(`key "${name}" version ${v} has no valid creation_time`);
     return { version, createdAt, publicKey: typeof e.public_key === 'string' && e.public_key ? e.public_key : undefined };
   }).sort((a, b) => a.version - b.version);

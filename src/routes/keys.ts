@@ -6,7 +6,7 @@ import type { KeyView } from '../keys/keyring.ts';
 import type { Services } from '../services.ts';
 
 const iso = (seconds: number | undefined): string | null =>
-  seconds === undefined || seconds <= 0 ? null : new Date(seconds * 1000).toISOString();
+  seconds === undefined || seconds <= 0 ? null : new Date(Math.round(seconds * 1000)).toISOString();
 
 export function describeKey(view: KeyView) {
   return {

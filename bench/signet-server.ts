@@ -1,0 +1,44 @@
+// One Signet for the benchmark, in its own process (so its RSS and CPU are measured apart from the load
+// generator): buildApp on a free loopback port, batching on or off, then one JSON line with its port and pid.
+// It stops when its stdin closes (the benchmark went away) or on SIGTERM / SIGINT.
+//
+// Environment: BENCH_VAULT_ADDR, BENCH_VAULT_TOKEN, BENCH_KEYS (JSON list of key configurations),
+// BENCH_BATCHING (on | off).
+
+import { buildApp } from '../src/app.ts';
+import { buildConfig } from '../src/config.ts';
+import { announce } from './lib.ts';
+
+const keys = JSON.parse(process.env.BENCH_KEYS ?? '[]') as Array<Record<string, unknown>>;
+const batching = process.env.BENCH_BATCHING !== 'off';
+
+const config = buildConfig({
+  listen: '127.0.0.1:0',
+  vault: { address: process.env.BENCH_VAULT_ADDR },
+  keys,
+  log_level: 'warn',
+}, { VAULT_TOKEN: process.env.BENCH_VAULT_TOKEN });
+
+const app = await buildApp(config, { batcher: { enabled: batching } });
+
+let closing = false;
+async function shutdown(): Promise<void> {
+  if (closing) return;
+  closing = true;
+  const timer = setTimeout(() => process.exit(1), 5000);
+  try {
+    await app.close();
+  } finally {
+    clearTimeout(timer);
+    process.exit(0);
+  }
+}
+process.once('SIGTERM', () => void shutdown());
+process.once('SIGINT', () => void shutdown());
+process.stdin.on('end', () => void shutdown());
+process.stdin.on('error', () => void shutdown());
+process.stdin.resume();
+
+await app.listen({ host: '127.0.0.1', port: 0 });
+const { port } = app.server.address() as { port: number };
+announce({ port, pid: process.pid, batching });

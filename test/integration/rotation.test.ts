@@ -1,0 +1,232 @@
+// Rotation against a real Vault (DESIGN §5): routine rotation, immediate switch, revocation, and a fleet of two
+// instances that agree on the signing kid through several rotations under traffic, with a verifier that caches
+// the JWKS for jwks.max_age and never rejects a token. Short durations keep it fast; the rules are the same.
+
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { writeFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
+import { startSignet, eventually, type TestSignet } from '../harness/signet.ts';
+import { startVault, type TestVault } from '../harness/vault.ts';
+
+const run = promisify(execFile);
+const CLI = join(import.meta.dirname, '..', '..', 'bin', 'signet.js');
+
+// publish_delay must exceed max_age + refresh_interval + clock_skew = 4 s.
+const TIMING = { refresh_interval: '1s', jwks: { max_age: '2s' }, clock_skew: '1s' };
+const KEY = { publish_delay: '5s', max_ttl: '3s', default_ttl: '3s' };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+type KeyInfo = { name: string; signing_version: number; signing_kid: string; versions: Array<{ version: number; kid: string; state: string }> };
+async function keyInfo(signet: TestSignet, name: string): Promise<KeyInfo> {
+  return ((await signet.get('/v1/keys')).body.keys as KeyInfo[]).find((k) => k.name === name)!;
+}
+async function jwksKids(signet: TestSignet): Promise<string[]> {
+  return ((await signet.get('/.well-known/jwks.json')).body.keys as Array<{ kid: string }>).map((k) => k.kid);
+}
+
+describe('rotation', () => {
+  let vault: TestVault;
+  before(async () => {
+    vault = await startVault();
+  });
+  after(async () => vault?.stop());
+
+  test('routine: published at once, signs after publish_delay, old kid retired max_ttl + skew later; keys retire', async () => {
+    await vault.createKey('routine', 'ecdsa-p256');
+    const signet = await startSignet(vault, [{ name: 'routine', ...KEY }], { config: TIMING });
+    try {
+      await eventually(async () => (await signet.get('/readyz')).status === 200, 10_000, 'readiness');
+      const v1 = await keyInfo(signet, 'routine');
+      const oldToken = (await signet.post('/v1/sign/routine', { claims: {} })).body;
+      assert.equal(oldToken.key_version, 1);
+
+      const rotatedAt = Date.now();
+      await vault.rotate('routine');
+      // Published within one refresh, not signing yet.
+      await eventually(async () => (await jwksKids(signet)).length === 2, 3000, 'v2 in the JWKS');
+      const pending = await keyInfo(signet, 'routine');
+      assert.equal(pending.versions.find((v) => v.version === 2)!.state, 'pending');
+      assert.equal((await signet.post('/v1/sign/routine', { claims: {} })).body.key_version, 1);
+      assert.ok(signet.logs.some((l) => /"event":"version_state".*"version":2.*"from":"new","to":"pending"/.test(l)));
+
+      // Signs after publish_delay (5 s), not before.
+      const switched = await eventually(async () => {
+        const signed = (await signet.post('/v1/sign/routine', { claims: {} })).body;
+        return signed.key_version === 2 ? Date.now() : undefined;
+      }, 9000, 'v2 signing');
+      assert.ok(switched - rotatedAt >= 4500, `switched after ${switched - rotatedAt} ms`);
+      assert.equal((await keyInfo(signet, 'routine')).versions.find((v) => v.version === 1)!.state, 'verify-only');
+      // The old token (ttl 3 s) is still valid if not yet expired, and its kid is still published.
+      assert.ok((await jwksKids(signet)).includes(v1.signing_kid));
+
+      // keys retire refuses while v1 may still have live tokens.
+      const dir = mkdtempSync(join(tmpdir(), 'signet-rot-'));
+      const file = join(dir, 'signet.yaml');
+      writeFileSync(file, JSON.stringify({ vault: { address: vault.address }, keys: [{ name: 'routine', issuer: 'https://issuer.test', ...KEY }], ...TIMING }));
+      const env = { ...process.env, VAULT_TOKEN: vault.rootToken };
+      const refused = await run(process.execPath, [CLI, 'keys', 'retire', 'routine', '--config', file], { env }).catch((e) => e);
+      assert.equal(refused.code, 2);
+      assert.match(refused.stdout, /tokens signed by v1 until \S+ may still be live; not retiring those \(use --force/);
+
+      // Retired max_ttl + clock_skew + refresh_interval (5 s) after it stopped signing: out of the JWKS.
+      await eventually(async () => !(await jwksKids(signet)).includes(v1.signing_kid), 9000, 'v1 out of the JWKS');
+      const retiredAt = Date.now();
+      assert.ok(retiredAt - switched >= 3500, `retired ${retiredAt - switched} ms after the switch`);
+      assert.equal((await keyInfo(signet, 'routine')).versions.find((v) => v.version === 1)!.state, 'retired');
+      const late = await signet.post('/v1/verify', { token: oldToken.token });
+      assert.equal(late.status, 401);
+
+      // Now every token of v1 has expired: keys retire raises min_decryption_version.
+      const retired = await run(process.execPath, [CLI, 'keys', 'retire', 'routine', '--config', file], { env });
+      assert.match(retired.stdout, /raised routine min_decryption_version to 2/);
+      assert.equal((await vault.readKey('routine')).min_decryption_version, 2);
+    } finally {
+      await signet.close();
+    }
+  });
+
+  test('immediate switch: raising min_encryption_version moves signing within one refresh', async () => {
+    await vault.createKey('switch', 'ed25519');
+    const signet = await startSignet(vault, [{ name: 'switch', ...KEY, publish_delay: '1h' }], { config: TIMING });
+    try {
+      await eventually(async () => (await signet.get('/readyz')).status === 200, 10_000, 'readiness');
+      await vault.rotate('switch');
+      await eventually(async () => (await keyInfo(signet, 'switch')).versions.length === 2, 3000, 'v2 loaded');
+      assert.equal((await signet.post('/v1/sign/switch', { claims: {} })).body.key_version, 1);
+      const raised = Date.now();
+      await vault.configKey('switch', { min_encryption_version: 2 });
+      await eventually(async () => (await signet.post('/v1/sign/switch', { claims: {} })).body.key_version === 2, 2500, 'signing with v2');
+      assert.ok(Date.now() - raised < 2500);
+    } finally {
+      await signet.close();
+    }
+  });
+
+  test('revoke: raising min_decryption_version removes older kids and fails their tokens within one refresh', async () => {
+    await vault.createKey('revoke', 'rsa-2048');
+    const signet = await startSignet(vault, [{ name: 'revoke', ...KEY, max_ttl: '1h', default_ttl: '1h' }], { config: TIMING });
+    try {
+      await eventually(async () => (await signet.get('/readyz')).status === 200, 10_000, 'readiness');
+      const old = (await signet.post('/v1/sign/revoke', { claims: {} })).body;
+      await vault.rotate('revoke');
+      await vault.configKey('revoke', { min_encryption_version: 2 });
+      await eventually(async () => (await signet.post('/v1/sign/revoke', { claims: {} })).body.key_version === 2, 2500, 'signing with v2');
+      assert.equal((await signet.post('/v1/verify', { token: old.token })).status, 200, 'v1 is verify-only for its live tokens');
+      await vault.configKey('revoke', { min_decryption_version: 2 });
+      await eventually(async () => !(await jwksKids(signet)).includes(old.kid), 2500, 'v1 out of the JWKS');
+      const refused = await signet.post('/v1/verify', { token: old.token });
+      assert.equal(refused.status, 401);
+      assert.deepEqual(refused.body.errors, ['header kid: not in the key set (unknown or retired key version)']);
+    } finally {
+      await signet.close();
+    }
+  });
+
+  test('a key deleted and re-created under the same name gets new kids; old tokens fail', async () => {
+    await vault.createKey('recreated', 'ecdsa-p256', { deletion_allowed: true });
+    await vault.configKey('recreated', { deletion_allowed: true });
+    const signet = await startSignet(vault, [{ name: 'recreated', ...KEY }], { config: TIMING });
+    try {
+      await eventually(async () => (await signet.get('/readyz')).status === 200, 10_000, 'readiness');
+      const old = (await signet.post('/v1/sign/recreated', { claims: {} })).body;
+      await vault.api('DELETE', 'transit/keys/recreated');
+      await vault.createKey('recreated', 'ecdsa-p256');
+      await eventually(async () => (await keyInfo(signet, 'recreated')).signing_kid !== old.kid, 3000, 'new kid');
+      const fresh = (await signet.post('/v1/sign/recreated', { claims: {} })).body;
+      assert.equal(fresh.key_version, 1);
+      assert.notEqual(fresh.kid, old.kid);
+      assert.equal((await signet.post('/v1/verify', { token: old.token })).status, 401);
+      assert.equal((await signet.post('/v1/verify', { token: fresh.token })).status, 200);
+    } finally {
+      await signet.close();
+    }
+  });
+
+  test('two instances, several rotations under traffic: a JWKS-caching verifier rejects nothing, kids agree', async () => {
+    await vault.createKey('fleet', 'ecdsa-p256');
+    const keys = [{ name: 'fleet', ...KEY }];
+    const a = await startSignet(vault, keys, { config: TIMING });
+    const b = await startSignet(vault, keys, { config: TIMING });
+    try {
+      await eventually(async () => (await a.get('/readyz')).status === 200 && (await b.get('/readyz')).status === 200, 10_000, 'readiness');
+      // A verifier that honours Cache-Control: it fetches the JWKS and keeps it for max-age (2 s).
+      let cached: { jwks: ReturnType<typeof createLocalJWKSet>; until: number } | undefined;
+      const verifierJwks = async () => {
+        if (!cached || Date.now() >= cached.until) {
+          const response = await a.get('/.well-known/jwks.json');
+          const maxAge = Number(/max-age=(\d+)/.exec(response.headers.get('cache-control')!)![1]);
+          cached = { jwks: createLocalJWKSet(response.body as JSONWebKeySet), until: Date.now() + maxAge * 1000 };
+        }
+        return cached.jwks;
+      };
+      const failures: string[] = [];
+      const samples: Array<{ at: number; a: string; b: string }> = [];
+      let stop = false;
+      let signed = 0;
+      const traffic = (async () => {
+        while (!stop) {
+          const at = Date.now();
+          const [ta, tb] = await Promise.all([a.post('/v1/sign/fleet', { claims: {} }), b.post('/v1/sign/fleet', { claims: {} })]);
+          samples.push({ at, a: ta.body.kid, b: tb.body.kid });
+          for (const t of [ta.body, tb.body]) {
+            signed++;
+            try {
+              await jwtVerify(t.token, await verifierJwks(), { algorithms: ['ES256'] });
+            } catch (error) {
+              failures.push(`${t.kid}: ${(error as Error).message}`);
+            }
+          }
+          await sleep(25);
+        }
+      })();
+      // Three rotations: two inside one publish delay, then one more after the first switch.
+      await sleep(1000);
+      await vault.rotate('fleet');
+      await sleep(2000);
+      await vault.rotate('fleet');
+      await sleep(6000);
+      await vault.rotate('fleet');
+      await sleep(7000);
+      stop = true;
+      await traffic;
+
+      assert.deepEqual(failures, [], `${failures.length} of ${signed} tokens failed the caching verifier`);
+      const kidsSeen = new Set(samples.flatMap((s) => [s.a, s.b]));
+      assert.ok(kidsSeen.size >= 3, `signing moved through versions (saw ${kidsSeen.size} kids)`);
+      // Both instances compute the same schedule from Vault's state; with one clock they may differ only for the
+      // instant of a transition (clock_skew, 1 s, is the bound).
+      const disagreements = samples.filter((s) => s.a !== s.b);
+      for (const d of disagreements) {
+        const nearTransition = samples.some((s) => s.a === s.b && Math.abs(s.at - d.at) <= 1000 && (s.a === d.a || s.a === d.b));
+        assert.ok(nearTransition, `instances disagreed at ${new Date(d.at).toISOString()} away from any transition`);
+      }
+      assert.ok(disagreements.length <= 4, `${disagreements.length} disagreeing samples`);
+      const infoA = await keyInfo(a, 'fleet');
+      const infoB = await keyInfo(b, 'fleet');
+      assert.deepEqual(infoA.versions, infoB.versions);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  test('keys create with --auto-rotate: non-exportable, auto_rotate_period set, status shows the next rotation', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'signet-create-'));
+    const file = join(dir, 'signet.yaml');
+    writeFileSync(file, JSON.stringify({ vault: { address: vault.address }, keys: [{ name: 'made', issuer: 'https://issuer.test' }] }));
+    const env = { ...process.env, VAULT_TOKEN: vault.rootToken };
+    const created = await run(process.execPath, [CLI, 'keys', 'create', 'made', '--type', 'ecdsa-p384', '--auto-rotate', '90d', '--config', file], { env });
+    assert.match(created.stdout, /created Transit key made \(ecdsa-p384, not exportable, auto-rotates every 90d\)/);
+    const key = await vault.readKey('made');
+    assert.equal(key.exportable, false);
+    assert.equal(key.allow_plaintext_backup, false);
+    assert.equal(key.auto_rotate_period, 90 * 86400);
+    const status = await run(process.execPath, [CLI, 'keys', 'status', '--config', file], { env });
+    assert.match(status.stdout, /made {2}\(ecdsa-p384, ES384\) {2}signing: v1 .* next rotation: \d{4}-\d\d-\d\dT/);
+  });
+});
