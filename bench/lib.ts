@@ -82,11 +82,15 @@ export interface Child {
  * closes, so a dying parent takes it along) and waits for the first JSON line it prints on stdout. Other stdout
  * lines go to stderr with a prefix.
  */
-export async function startChild(script: string, options: { env?: Record<string, string>; label: string; pinCpu?: number; timeoutMs?: number }): Promise<Child> {
+export async function startChild(
+  script: string,
+  options: { env?: Record<string, string>; label: string; pinCpu?: number; timeoutMs?: number; nodeArgs?: string[] },
+): Promise<Child> {
   const env = { ...process.env, ...options.env };
+  const nodeArgs = [...(options.nodeArgs ?? []), script];
   const [command, args] = options.pinCpu !== undefined
-    ? ['taskset', ['-c', String(options.pinCpu), process.execPath, script]]
-    : [process.execPath, [script]];
+    ? ['taskset', ['-c', String(options.pinCpu), process.execPath, ...nodeArgs]]
+    : [process.execPath, nodeArgs];
   const child = spawn(command, args, { env, stdio: ['pipe', 'pipe', 'inherit'] });
   const messages: Array<Record<string, unknown>> = [];
   const waiters: Array<{ resolve: (m: Record<string, unknown>) => void; reject: (e: Error) => void }> = [];

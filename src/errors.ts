@@ -34,14 +34,23 @@ export class UnknownKeyError extends SignetError {
   }
 }
 
+/**
+ * Why a call could not be served: `unreachable` (no answer: refused, reset, timed out), `unavailable` (Vault
+ * answered 5xx/429: sealed, no leader), `refused` (Vault refused Signet's token), `circuit_open` (Vault failed
+ * repeatedly; calls fail fast until a probe succeeds), `overloaded` (Signet's own queue is full), `not_loaded`.
+ */
+export type UnavailableReason = 'unreachable' | 'unavailable' | 'refused' | 'circuit_open' | 'overloaded' | 'not_loaded';
+
 /** 503: Vault cannot be reached, is sealed, refuses Signet's token, or the key state is not loaded yet. */
 export class VaultUnavailableError extends SignetError {
   readonly retryAfterSeconds: number;
   readonly operation: string;
-  constructor(operation: string, message: string, retryAfterSeconds = 1, options?: ErrorOptions) {
-    super(503, 'vault_unavailable', message, options);
+  readonly reason: UnavailableReason;
+  constructor(operation: string, message: string, retryAfterSeconds = 1, reason: UnavailableReason = 'unavailable') {
+    super(503, 'vault_unavailable', message);
     this.operation = operation;
     this.retryAfterSeconds = retryAfterSeconds;
+    this.reason = reason;
   }
 }
 

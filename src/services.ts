@@ -10,11 +10,23 @@ import { Signer } from './signer/signer.ts';
 import { Verifier } from './verifier/verifier.ts';
 import { VaultAuth } from './vault/auth.ts';
 import { VaultControl } from './vault/control.ts';
-import { VaultHttp } from './vault/http.ts';
+import type { BreakerOptions } from './vault/breaker.ts';
+import { isRetryable, VaultHttp, type VaultHealth } from './vault/http.ts';
+import { VaultUnavailableError } from './errors.ts';
 import { Transit } from './vault/transit.ts';
 
 export interface ServiceOptions {
   batcher?: Partial<BatcherOptions>;
+  breaker?: BreakerOptions;
+  /** How often Vault's health is probed, ms (readiness follows it). */
+  healthIntervalMs?: number;
+}
+
+/** Vault as the sidecar last saw it: answering (active or standby, unsealed), or not. */
+export interface VaultStatus {
+  health: VaultHealth;
+  reachable: boolean;
+  checkedAt: number;
 }
 
 export interface Services {
@@ -30,6 +42,7 @@ export interface Services {
   batcher: SignBatcher;
   signer: Signer;
   verifier: Verifier;
+  vaultStatus(): VaultStatus;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -39,34 +52,96 @@ export function createServices(config: Config, log: Logger, options: ServiceOpti
   const observeVault = (operation: string, seconds: number, outcome: 'ok' | 'error' | 'unreachable'): void => {
     metrics.vaultRequests.inc({ operation, outcome });
     metrics.vaultDuration.observe({ operation }, seconds);
-    metrics.vaultUp.set(outcome === 'unreachable' ? 0 : 1);
   };
+  const vaultLog = log.child({ component: 'vault' });
   const control = new VaultControl(config.vault, { observe: observeVault });
   const auth = new VaultAuth(config.vault.auth, control, log, {
     onFailure: (_method, reason) => metrics.authFailures.inc({ reason }),
   });
-  const http = new VaultHttp(config.vault, auth, { observe: observeVault, connections: 64 });
+  const http = new VaultHttp(config.vault, auth, {
+    observe: observeVault,
+    connections: 64,
+    breaker: options.breaker,
+    onCircuit: (state) => {
+      metrics.circuitState.set(state === 'closed' ? 0 : state === 'half-open' ? 1 : 2);
+      if (state !== 'half-open') vaultLog.warn({ event: 'circuit', state }, state === 'open'
+        ? 'Vault failed repeatedly: sign requests fail fast (503) until it answers again'
+        : 'Vault answers again: signing resumed');
+    },
+  });
   const transit = new Transit(http, config.vault.mount);
   const keyLog = log.child({ component: 'keys' });
   const keyring = new Keyring({ clockSkew: config.clockSkew, refreshInterval: config.refreshInterval }, (change) => {
     keyLog.info({ event: 'version_state', ...change }, `key ${change.key} version ${change.version}: ${change.from} → ${change.to}`);
   });
   const refresher = new KeyRefresher(config, control, keyring, log, (key, outcome) => metrics.keyRefresh.inc({ key, outcome }));
+  const signBudgetMs = config.vault.signTimeout * 1000;
   const batcher = new SignBatcher(
     { ...DEFAULT_BATCHER, ...options.batcher },
-    (lane, inputs) => transit.signBatch(lane.name, lane.version, lane.spec, inputs),
+    async (lane, inputs) => {
+      const deadline = performance.now() + signBudgetMs;
+      // The first try is bounded by the pool's own timeouts (sign_timeout); a second one by what is left.
+      const attempt = (signal?: AbortSignal) => transit.signBatch(lane.name, lane.version, lane.spec, inputs, signal);
+      const rest = () => AbortSignal.timeout(Math.max(1, Math.ceil(deadline - performance.now())));
+      try {
+        return await attempt();
+      } catch (error) {
+        // One more try, only inside the caller's deadline: after a dropped connection or a 5xx (a leader
+        // election), or after a 403 once auth has a new token (revoked or expired token, re-login).
+        const left = () => deadline - performance.now();
+        if (isRetryable(error) && left() > 200) {
+          metrics.signRetries.inc({ reason: (error as VaultUnavailableError).reason });
+          await new Promise((r) => setTimeout(r, 25 + Math.random() * 50));
+          return await attempt(rest());
+        }
+        if (error instanceof VaultUnavailableError && error.reason === 'refused' && auth.canReauthenticate && left() > 200
+          && await auth.whenAuthenticated(left() - 100)) {
+          metrics.signRetries.inc({ reason: 'refused' });
+          return await attempt(rest());
+        }
+        throw error;
+      }
+    },
     (key, size) => metrics.batchSize.observe({ key }, size),
   );
   const signer = new Signer(keyring, batcher);
   const verifier = new Verifier(keyring, refresher, transit, config.clockSkew);
 
+  let status: VaultStatus = { health: 'unreachable', reachable: false, checkedAt: 0 };
+  let probeTimer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const healthIntervalMs = options.healthIntervalMs ?? Math.min(5000, config.refreshInterval * 1000);
+  const probe = async () => {
+    const health = await http.health(Math.min(2000, healthIntervalMs));
+    const reachable = health === 'active' || health === 'standby';
+    if (reachable !== status.reachable && status.checkedAt > 0) {
+      vaultLog[reachable ? 'info' : 'warn']({ event: 'vault_health', health }, reachable
+        ? 'Vault answers again'
+        : `Vault is ${health}: signing fails fast with 503; JWKS and local verification keep serving the last key state`);
+    }
+    status = { health, reachable, checkedAt: Date.now() };
+    metrics.vaultUp.set(reachable ? 1 : 0);
+    // Vault is back: let the next sign through at once instead of waiting out the breaker's cooldown.
+    if (reachable && http.breaker.state === 'open') http.breaker.success();
+  };
+  const loop = () => {
+    if (stopped) return;
+    probeTimer = setTimeout(() => void probe().finally(loop), healthIntervalMs);
+    probeTimer.unref();
+  };
+
   return {
     config, log, metrics, control, auth, http, transit, keyring, refresher, batcher, signer, verifier,
+    vaultStatus: () => ({ ...status, reachable: status.reachable && http.breaker.state !== 'open' }),
     async start() {
+      await probe();
+      loop();
       await auth.start();
       await refresher.start();
     },
     async stop() {
+      stopped = true;
+      if (probeTimer) clearTimeout(probeTimer);
       refresher.stop();
       auth.stop();
       await http.close();

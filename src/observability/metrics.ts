@@ -31,7 +31,10 @@ export function createMetrics() {
     tokenTtl: new Gauge({ name: 'signet_vault_token_ttl_seconds', help: 'Seconds left on the Vault token (-1: never expires).', registers: r }),
     authenticated: new Gauge({ name: 'signet_vault_authenticated', help: '1 when Signet holds a Vault token that Vault accepted.', registers: r }),
     authFailures: new Counter({ name: 'signet_vault_auth_failures_total', help: 'Failed Vault logins, lookups or renewals, by reason.', labelNames: ['reason'], registers: r }),
-    vaultUp: new Gauge({ name: 'signet_vault_up', help: '1 when the last call to Vault got an answer, else 0.', registers: r }),
+    vaultUp: new Gauge({ name: 'signet_vault_up', help: '1 when Vault answered the last health probe unsealed (active or standby), else 0.', registers: r }),
+    circuitState: new Gauge({ name: 'signet_vault_circuit_state', help: 'Circuit breaker of the sign path: 0 closed, 1 half-open, 2 open.', registers: r }),
+    signRetries: new Counter({ name: 'signet_sign_retries_total', help: 'Sign calls to Vault tried a second time, by reason.', labelNames: ['reason'], registers: r }),
+    shedRequests: new Counter({ name: 'signet_shed_requests_total', help: 'Requests refused at once with 503, by reason (circuit_open, overloaded, event_loop).', labelNames: ['reason'], registers: r }),
   };
 }
 

@@ -5,9 +5,10 @@ import type { Services } from '../services.ts';
 
 export function readiness(services: Services) {
   const auth = services.auth.status();
+  const vault = services.vaultStatus();
   const keys = Object.fromEntries(services.config.keys.map((k) => [k.name, services.keyring.has(k.name) && !services.refresher.errors.has(k.name)]));
-  const ready = auth.authenticated && Object.values(keys).every(Boolean);
-  return { ready, vault: { authenticated: auth.authenticated, method: auth.method }, keys };
+  const ready = vault.reachable && auth.authenticated && Object.values(keys).every(Boolean);
+  return { ready, vault: { reachable: vault.reachable, health: vault.health, authenticated: auth.authenticated, method: auth.method }, keys };
 }
 
 export default async function healthRoutes(app: FastifyInstance, { services }: { services: Services }): Promise<void> {
@@ -19,7 +20,10 @@ export default async function healthRoutes(app: FastifyInstance, { services }: {
     type: 'object',
     properties: {
       ready: { type: 'boolean' },
-      vault: { type: 'object', properties: { authenticated: { type: 'boolean' }, method: { type: 'string' } } },
+      vault: {
+        type: 'object',
+        properties: { reachable: { type: 'boolean' }, health: { type: 'string' }, authenticated: { type: 'boolean' }, method: { type: 'string' } },
+      },
       keys: { type: 'object', additionalProperties: { type: 'boolean' } },
     },
   } as const;

@@ -20,7 +20,7 @@ export default async function jwksRoutes(app: FastifyInstance, { services }: { s
 
   function jwks(request: FastifyRequest, reply: FastifyReply) {
     if (config.keys.every((k) => !keyring.has(k.name))) {
-      throw new VaultUnavailableError('read_key', 'no key state loaded from Vault yet; see /readyz and the logs', 2);
+      throw new VaultUnavailableError('read_key', 'no key state loaded from Vault yet; see /readyz and the logs', 2, 'not_loaded');
     }
     const { body, etag } = keyring.jwks();
     reply.header('cache-control', cacheControl).header('etag', etag);

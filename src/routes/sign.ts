@@ -1,7 +1,8 @@
 // POST /v1/sign/:key and POST /v1/sign (the default key).
 
+import underPressure from '@fastify/under-pressure';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { SignetError } from '../errors.ts';
+import { SignetError, VaultUnavailableError } from '../errors.ts';
 import type { Services } from '../services.ts';
 import type { SignRequest } from '../signer/signer.ts';
 import { errorResponses } from './schemas.ts';
@@ -46,6 +47,19 @@ export default async function signRoutes(app: FastifyInstance, { services }: { s
   const { signer, metrics, config } = services;
   const configured = new Set(config.keys.map((k) => k.name));
 
+  // Event-loop protection for the sign routes only (this plugin's context): when the loop lags, refuse new
+  // signs at once rather than queue work that will answer too late. Health, JWKS and metrics keep answering.
+  await app.register(underPressure, {
+    maxEventLoopDelay: 1000,
+    sampleInterval: 250,
+    retryAfter: 1,
+    exposeStatusRoute: false,
+    pressureHandler: (_request, reply, type) => {
+      metrics.shedRequests.inc({ reason: 'event_loop' });
+      reply.code(503).header('retry-after', '1').send({ errors: [`Signet is overloaded (${type}); retry shortly`] });
+    },
+  });
+
   async function handle(name: string, request: FastifyRequest, reply: FastifyReply) {
     const started = performance.now();
     const label = configured.has(name) ? name : '(unknown)';
@@ -55,6 +69,9 @@ export default async function signRoutes(app: FastifyInstance, { services }: { s
       return reply.send(result);
     } catch (error) {
       metrics.signRequests.inc({ key: label, outcome: outcomeOf(error) });
+      if (error instanceof VaultUnavailableError && (error.reason === 'circuit_open' || error.reason === 'overloaded')) {
+        metrics.shedRequests.inc({ reason: error.reason });
+      }
       throw error;
     } finally {
       metrics.signDuration.observe({ key: label }, (performance.now() - started) / 1000);

@@ -93,7 +93,7 @@ export class SignBatcher {
       this.#lanes.set(id, lane);
     }
     if (lane.queue.length >= this.#options.maxQueue) {
-      return Promise.reject(new VaultUnavailableError('sign', `sign queue for key "${key.name}" is full (${this.#options.maxQueue} waiting); retry shortly`, 1));
+      return Promise.reject(new VaultUnavailableError('sign', `sign queue for key "${key.name}" is full (${this.#options.maxQueue} waiting); retry shortly`, 1, 'overloaded'));
     }
     const { promise, resolve, reject } = Promise.withResolvers<string>();
     lane.queue.push({ input, resolve, reject });
@@ -107,10 +107,13 @@ export class SignBatcher {
       const batch = lane.queue.splice(0, limit);
       lane.inFlight++;
       this.#observe(lane.key.name, batch.length);
-      this.#send(lane.key, batch.map((w) => w.input)).then(
+      // Promise.try: a send that throws synchronously rejects its batch instead of leaving inFlight counted.
+      Promise.try(this.#send, lane.key, batch.map((w) => w.input)).then(
         (results) => batch.forEach((w, i) => {
-          const result = results[i]!;
-          if ('signature' in result) w.resolve(result.signature);
+          const result = results[i];
+          // Every waiter settles, even if the answer is short: a missing item must not wait forever.
+          if (!result) w.reject(new SignetError(502, 'vault_item', 'Vault answered the batch without a result for this item'));
+          else if ('signature' in result) w.resolve(result.signature);
           else w.reject(new SignetError(502, 'vault_item', `Vault refused to sign: ${result.error.slice(0, 200)}`));
         }),
         (error: Error) => batch.forEach((w) => w.reject(error)),

@@ -45,7 +45,7 @@ export class Signer {
     const now = Math.floor(nowMs / 1000);
     const view = this.#keyring.view(name, nowMs / 1000);
     if (!view) {
-      throw new VaultUnavailableError('sign', `key "${name}" is not loaded from Vault yet; see /readyz and the logs`, 2);
+      throw new VaultUnavailableError('sign', `key "${name}" is not loaded from Vault yet; see /readyz and the logs`, 2, 'not_loaded');
     }
     let ttl: number | undefined;
     if (request.ttl !== undefined) {

@@ -52,6 +52,7 @@ export class VaultAuth implements TokenSource {
   #attempt = 0;
   #stopped = false;
   #reauthPending = false;
+  #waiters: Array<(ok: boolean) => void> = [];
 
   constructor(config: AuthConfig, control: VaultControl, log: Logger, events: AuthEvents = {}) {
     this.#config = config;
@@ -71,9 +72,30 @@ export class VaultAuth implements TokenSource {
     return { authenticated: this.#authenticated, ttlSeconds: left, method: this.#config.method };
   }
 
+  /** Whether this method can obtain a new token by itself (a login method, or a token file that may change). */
+  get canReauthenticate(): boolean {
+    return this.#config.method !== 'token' || this.#config.tokenFile !== undefined;
+  }
+
+  /** Resolves true at the next successful authentication, false if none happens within `timeoutMs`. */
+  whenAuthenticated(timeoutMs: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#waiters = this.#waiters.filter((w) => w !== settle);
+        resolve(false);
+      }, timeoutMs);
+      const settle = (ok: boolean) => {
+        clearTimeout(timer);
+        resolve(ok);
+      };
+      this.#waiters.push(settle);
+    });
+  }
+
   /** Vault answered 403 to a call made with the current token: check it (and log in again) soon. */
-  rejected(): void {
-    if (this.#stopped || this.#reauthPending) return;
+  rejected(token: string): void {
+    // Calls still in flight with an older token answer 403 after a new login: they must not start another.
+    if (this.#stopped || this.#reauthPending || token !== this.#token) return;
     this.#reauthPending = true;
     this.#authenticated = false;
     this.#schedule(0, 'Vault refused the token');
@@ -150,6 +172,9 @@ export class VaultAuth implements TokenSource {
 
   #onToken(ttl: number, renewable: boolean): void {
     this.#authenticated = true;
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const resolve of waiters) resolve(true);
     this.#attempt = 0;
     this.#ttlSeconds = ttl === 0 ? Infinity : ttl;
     this.#ttlAt = Date.now();

@@ -12,6 +12,7 @@ export function fromVaultStatus(operation: string, status: number, vaultErrors: 
       operation,
       `Vault refused Signet's token for ${operation} (HTTP ${status}${detail}); check the token and that its policy includes vault-policy.hcl`,
       2,
+      'refused',
     );
   }
   if (status === 429 || status >= 500) {
@@ -50,5 +51,5 @@ export function fromTransportError(operation: string, address: string, error: un
     : typeof raw?.cause?.code === 'string' ? raw.cause.code
       : raw?.name === 'TimeoutError' || raw?.name === 'AbortError' ? 'ETIMEDOUT' : 'unknown';
   const reason = NETWORK_CODES[code] ?? `network error ${code}`;
-  return new VaultUnavailableError(operation, `Vault at ${address} is unreachable for ${operation} (${reason})`, 1);
+  return new VaultUnavailableError(operation, `Vault at ${address} is unreachable for ${operation} (${reason})`, 1, 'unreachable');
 }

@@ -1,34 +1,49 @@
-// The hot path to Vault: an undici Pool with keep-alive connections and short timeouts, used for sign, hmac and
-// verify. Each call's error is mapped to a Signet error here, so nothing above sees a raw client error.
+// The hot path to Vault: an undici Pool with keep-alive connections and short timeouts, used for sign, hmac,
+// verify and the health probe. A circuit breaker makes a dead Vault cost callers microseconds instead of a
+// timeout each. Each call's error is mapped to a Signet error here, so nothing above sees a raw client error.
 
 import { readFileSync } from 'node:fs';
 import { Pool } from 'undici';
 import type { VaultConfig } from '../config.ts';
+import { VaultUnavailableError } from '../errors.ts';
+import { CircuitBreaker, DEFAULT_BREAKER, type BreakerOptions, type CircuitState } from './breaker.ts';
 import { fromTransportError, fromVaultStatus } from './errors.ts';
 
 export interface TokenSource {
   /** The current Vault token. */
   current(): string;
-  /** Called when Vault answered 403: the token may be revoked or expired. */
-  rejected(): void;
+  /** Called when Vault answered 403 to a call made with `token`: it may be revoked or expired. */
+  rejected(token: string): void;
 }
 
 export interface VaultCallObserver {
   (operation: string, seconds: number, outcome: 'ok' | 'error' | 'unreachable'): void;
 }
 
+export interface VaultHttpOptions {
+  connections?: number;
+  observe?: VaultCallObserver;
+  breaker?: BreakerOptions;
+  onCircuit?: (state: CircuitState) => void;
+}
+
+/** What Vault's /sys/health says, by status code (with standbyok and perfstandbyok). */
+export type VaultHealth = 'active' | 'standby' | 'sealed' | 'uninitialized' | 'unreachable';
+
 export class VaultHttp {
   readonly address: string;
+  readonly breaker: CircuitBreaker;
   readonly #pool: Pool;
   readonly #namespace?: string;
   readonly #tokens: TokenSource;
   readonly #observe: VaultCallObserver;
 
-  constructor(config: VaultConfig, tokens: TokenSource, options: { connections?: number; observe?: VaultCallObserver } = {}) {
+  constructor(config: VaultConfig, tokens: TokenSource, options: VaultHttpOptions = {}) {
     this.address = config.address;
     this.#namespace = config.namespace;
     this.#tokens = tokens;
     this.#observe = options.observe ?? (() => {});
+    this.breaker = new CircuitBreaker(options.breaker ?? DEFAULT_BREAKER, options.onCircuit);
     const timeoutMs = config.signTimeout * 1000;
     this.#pool = new Pool(config.address, {
       connections: options.connections ?? 16,
@@ -46,43 +61,80 @@ export class VaultHttp {
     });
   }
 
-  /** POSTs a JSON body to /v1/<path> and returns Vault's `data`. */
+  /** POSTs a JSON body to /v1/<path> and returns Vault's `data`. Fails fast while the circuit is open. */
   async post(operation: string, path: string, body: unknown, signal?: AbortSignal): Promise<Record<string, unknown>> {
-    const headers: Record<string, string> = {
-      'content-type': 'application/json',
-      'x-vault-token': this.#tokens.current(),
-    };
+    const now = Date.now();
+    if (!this.breaker.allow(now)) {
+      throw new VaultUnavailableError(
+        operation,
+        `Vault at ${this.address} failed repeatedly; failing fast until it answers again`,
+        Math.max(1, Math.ceil(this.breaker.retryAfterMs(now) / 1000)),
+        'circuit_open',
+      );
+    }
+    const token = this.#tokens.current();
+    const headers: Record<string, string> = { 'content-type': 'application/json', 'x-vault-token': token };
     if (this.#namespace) headers['x-vault-namespace'] = this.#namespace;
     const started = performance.now();
+    const done = (outcome: 'ok' | 'error' | 'unreachable') => {
+      this.#observe(operation, (performance.now() - started) / 1000, outcome);
+      if (outcome === 'unreachable') this.breaker.failure(Date.now());
+      else this.breaker.success();
+    };
     let response;
     try {
       response = await this.#pool.request({ method: 'POST', path: `/v1/${path}`, headers, body: JSON.stringify(body), signal });
     } catch (error) {
-      this.#observe(operation, (performance.now() - started) / 1000, 'unreachable');
+      done('unreachable');
       throw fromTransportError(operation, this.address, error);
     }
     let json: { data?: Record<string, unknown>; errors?: string[] } | undefined;
     try {
       json = (await response.body.json()) as typeof json;
     } catch (error) {
-      if (response.statusCode >= 500 || response.statusCode === 429) {
-        this.#observe(operation, (performance.now() - started) / 1000, 'unreachable');
-        throw fromVaultStatus(operation, response.statusCode);
-      }
-      this.#observe(operation, (performance.now() - started) / 1000, 'unreachable');
-      throw fromTransportError(operation, this.address, error);
+      done('unreachable');
+      throw response.statusCode >= 500 || response.statusCode === 429
+        ? fromVaultStatus(operation, response.statusCode)
+        : fromTransportError(operation, this.address, error);
     }
-    const seconds = (performance.now() - started) / 1000;
     if (response.statusCode !== 200) {
-      this.#observe(operation, seconds, response.statusCode >= 500 ? 'unreachable' : 'error');
-      if (response.statusCode === 403) this.#tokens.rejected();
+      // 5xx and 429: Vault is sealed, leaderless or overloaded, which counts against the circuit like silence.
+      done(response.statusCode >= 500 || response.statusCode === 429 ? 'unreachable' : 'error');
+      if (response.statusCode === 403) this.#tokens.rejected(token);
       throw fromVaultStatus(operation, response.statusCode, json?.errors ?? []);
     }
-    this.#observe(operation, seconds, 'ok');
+    done('ok');
     return json?.data ?? {};
+  }
+
+  /** Vault's health, without a token. Never throws. */
+  async health(timeoutMs: number): Promise<VaultHealth> {
+    const started = performance.now();
+    try {
+      const response = await this.#pool.request({
+        method: 'GET', path: '/v1/sys/health?standbyok=true&perfstandbyok=true', signal: AbortSignal.timeout(timeoutMs),
+        headers: this.#namespace ? { 'x-vault-namespace': this.#namespace } : {},
+      });
+      await response.body.dump();
+      this.#observe('health', (performance.now() - started) / 1000, 'ok');
+      switch (response.statusCode) {
+        case 200: case 429: return 'active';
+        case 472: case 473: return 'standby';
+        case 501: return 'uninitialized';
+        default: return 'sealed';
+      }
+    } catch {
+      this.#observe('health', (performance.now() - started) / 1000, 'unreachable');
+      return 'unreachable';
+    }
   }
 
   async close(): Promise<void> {
     await this.#pool.close();
   }
+}
+
+/** Whether a failed call may be tried again: Vault did not answer or answered 5xx, but did not refuse. */
+export function isRetryable(error: unknown): boolean {
+  return error instanceof VaultUnavailableError && (error.reason === 'unreachable' || error.reason === 'unavailable');
 }

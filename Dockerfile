@@ -1,0 +1,63 @@
+# syntax=docker/dockerfile:1
+#
+# Signet: a sidecar that signs JWTs with keys that never leave Vault's Transit engine.
+#
+#   docker build -t signet:0.1.0 .
+#   docker run --read-only -e VAULT_ADDR=https://vault.example:8200 -e VAULT_TOKEN=... \
+#     -v "$PWD/signet.yaml:/etc/signet/signet.yaml:ro" signet:0.1.0
+#
+# Listening: Signet refuses to bind a non-loopback address (whoever reaches it can sign tokens), so it listens on
+# 127.0.0.1:8250 inside the container. That is what a sidecar wants: containers of one Kubernetes pod share its
+# network namespace, so the app reaches Signet at 127.0.0.1:8250 and nothing outside the pod can (see
+# deploy/kubernetes/). With plain Docker, run the app in Signet's network namespace (`--network container:signet`)
+# or share a unix socket through a volume (listen: unix:/run/signet/signet.sock). EXPOSE 8250 documents the port;
+# publishing it (-p 8250:8250) does not reach a loopback listener.
+#
+# Read-only root filesystem: Signet writes nothing to disk (logs go to stdout); the code and node_modules belong to
+# root and are read-only for the runtime user. Only a unix socket needs a writable directory (mount an emptyDir or
+# a tmpfs at its directory). The HEALTHCHECK and the Kubernetes probes run bin/healthcheck.js with Node itself.
+
+# ---- dependencies: production only, from the lockfile, no install scripts -------------------------------------
+FROM node:24-bookworm-slim AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+ && npm cache clean --force
+
+# ---- runtime ---------------------------------------------------------------------------------------------------
+FROM node:24-bookworm-slim AS runtime
+
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+# The repository URL: docker build --build-arg SOURCE=https://… --build-arg REVISION=$(git rev-parse HEAD)
+ARG SOURCE=""
+LABEL org.opencontainers.image.title="signet" \
+      org.opencontainers.image.description="Localhost sidecar that signs JWTs with keys that never leave HashiCorp Vault's Transit engine" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.licenses="MPL-2.0" \
+      org.opencontainers.image.base.name="docker.io/library/node:24-bookworm-slim"
+
+ENV NODE_ENV=production \
+    SIGNET_CONFIG=/etc/signet/signet.yaml
+
+WORKDIR /app
+# Node 24 runs the TypeScript sources directly (type stripping): there is no build step and no dist/.
+COPY --from=deps /app/node_modules ./node_modules
+COPY package.json package-lock.json ./
+COPY bin ./bin
+COPY src ./src
+COPY vault-policy.hcl ./
+# A working default (token auth from VAULT_TOKEN); mount your own over it, e.g. a Kubernetes ConfigMap.
+COPY deploy/signet.example.yaml /etc/signet/signet.yaml
+
+# The node image's unprivileged user, by number so that Kubernetes can check runAsNonRoot.
+USER 1000:1000
+
+EXPOSE 8250
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
+  CMD ["node", "bin/healthcheck.js", "/healthz"]
+
+CMD ["node", "src/cli.ts", "serve", "--config", "/etc/signet/signet.yaml"]

@@ -1,0 +1,512 @@
+// `npm run bench`: Signet against the same clients calling Vault directly, side by side in one run (issue 5,
+// DESIGN §9). Starts its own Vault dev server and two Signet processes (batching off and on), and measures for
+// ES256, RS256 and EdDSA at 1, 16 and 64 concurrent clients:
+//   (a) clients calling Vault transit/sign directly, one token per request, keep-alive;
+//   (b) clients calling Vault with batch_input of 64 items per request (Vault's own capacity);
+//   (c) Signet with batching off;  (d) Signet with batching on;
+// then local verification (in-process verifier.verify against raw crypto.verify, one core; POST /v1/verify over
+// HTTP) and Signet's RSS idle and under load. Prints tables and the issue's target ratios, marked met or missed.
+//
+// BENCH_DURATION=seconds (default 3) sets the length of each measurement (after a 1 s warm-up).
+// BENCH_ALGS=ES256,RS256 and BENCH_CLIENTS=1,64 narrow the matrix (the target ratios then show n/a where a
+// figure is missing). BENCH_SIGNET_NODE_FLAGS="--max-semi-space-size=2" passes Node flags to the Signet
+// processes only. It is a benchmark, not a test: nothing here asserts timings.
+
+import autocannon from 'autocannon';
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { availableParallelism, release } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { algSpec, type JwsAlg } from '../src/jwt/algorithms.ts';
+import { findVaultBinary, startDevVault, vaultApi, type VaultServer } from '../src/vault/dev-server.ts';
+import { cpuSeconds, fixed, mb, percentile, rssBytes, Samples, sleep, startChild, table, thousands, type Child } from './lib.ts';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = join(HERE, '..');
+
+function numberEnv(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number of seconds (got "${raw}")`);
+  return value;
+}
+
+const DURATION = numberEnv('BENCH_DURATION', 3);
+const WARMUP = 1;
+const BATCH_ITEMS = 64;
+
+interface AlgCase { alg: JwsAlg; key: string; type: string }
+const ALL_CASES: AlgCase[] = [
+  { alg: 'ES256', key: 'bench-es256', type: 'ecdsa-p256' },
+  { alg: 'RS256', key: 'bench-rs256', type: 'rsa-2048' },
+  { alg: 'EdDSA', key: 'bench-eddsa', type: 'ed25519' },
+];
+const CASES = process.env.BENCH_ALGS
+  ? ALL_CASES.filter((c) => process.env.BENCH_ALGS!.split(',').map((s) => s.trim().toUpperCase()).includes(c.alg.toUpperCase()))
+  : ALL_CASES;
+/** Extra Node flags for the Signet processes only (to try V8 settings), e.g. "--max-semi-space-size=2". */
+const SIGNET_FLAGS = (process.env.BENCH_SIGNET_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+const CLIENTS = process.env.BENCH_CLIENTS ? process.env.BENCH_CLIENTS.split(',').map(Number).filter((n) => n > 0) : [1, 16, 64];
+
+type Mode = 'a' | 'b' | 'c' | 'd';
+const MODES: Mode[] = ['a', 'b', 'c', 'd'];
+const MODE_LABEL: Record<Mode, string> = {
+  a: '(a) Vault direct, 1 token/request',
+  b: `(b) Vault direct, batch_input ${BATCH_ITEMS}`,
+  c: '(c) Signet, batching off',
+  d: '(d) Signet, batching on',
+};
+
+interface LoadResult {
+  tokensPerSec: number;
+  requestsPerSec: number;
+  p50: number;
+  p99: number;
+  ok: number;
+  failed: number;
+  /** CPU use during the measurement, percent of one core. */
+  vaultCpu: number;
+  signetCpu?: number;
+  loadCpu: number;
+  rssMax?: number;
+  /** Mean items per Vault call Signet made during the measurement (from its /metrics). */
+  meanBatch?: number;
+}
+
+interface Row extends LoadResult { alg: JwsAlg; clients: number; mode: Mode }
+
+// ---------------------------------------------------------------------------------------------------------
+// Everything started here is stopped here: on success, on error and on Ctrl-C.
+
+const cleanups: Array<() => Promise<void>> = [];
+let currentLoad: autocannon.Instance | undefined;
+let cleaning: Promise<void> | undefined;
+
+function cleanup(): Promise<void> {
+  cleaning ??= (async () => {
+    currentLoad?.stop();
+    for (const stop of cleanups.reverse()) {
+      try {
+        await stop();
+      } catch (error) {
+        process.stderr.write(`bench: cleanup: ${(error as Error).message}\n`);
+      }
+    }
+  })();
+  return cleaning;
+}
+
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.once(signal, () => {
+    process.stderr.write(`\nbench: ${signal}, stopping Vault and Signet\n`);
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+
+const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
+const out = (text = '') => process.stdout.write(`${text}\n`);
+
+// ---------------------------------------------------------------------------------------------------------
+
+async function machine(vaultBinary: string): Promise<string[]> {
+  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+  const model = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? 'unknown';
+  const processors = (cpuinfo.match(/^processor\s*:/gm) ?? []).length;
+  let vaultVersion = 'unknown';
+  try {
+    vaultVersion = (await promisify(execFile)(vaultBinary, ['version'], { timeout: 10_000 })).stdout.trim();
+  } catch { /* keep unknown */ }
+  const autocannonVersion = (JSON.parse(readFileSync(join(ROOT, 'node_modules', 'autocannon', 'package.json'), 'utf8')) as { version: string }).version;
+  return [
+    `CPU:        ${model}`,
+    `cores:      ${availableParallelism()} available (${processors} in /proc/cpuinfo)`,
+    `kernel:     Linux ${release()}`,
+    `Node:       ${process.version} (${process.execPath})`,
+    `Vault:      ${vaultVersion} (${vaultBinary}), dev server, in-memory storage, no audit device`,
+    `load:       autocannon ${autocannonVersion} in the benchmark process; keep-alive, pipelining 1`,
+    `Signet:     one process per configuration, node ${SIGNET_FLAGS.length ? SIGNET_FLAGS.join(' ') : '(no extra flags)'} bench/signet-server.ts`,
+    `duration:   ${DURATION} s per measurement after a ${WARMUP} s warm-up (BENCH_DURATION)`,
+  ];
+}
+
+async function waitReady(url: string, child: Child): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  let last = '';
+  while (Date.now() < deadline) {
+    if (child.process.exitCode !== null) throw new Error(`Signet exited with code ${child.process.exitCode}`);
+    try {
+      const response = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(2000) });
+      last = await response.text();
+      if (response.status === 200) return;
+    } catch (error) {
+      last = (error as Error).message;
+    }
+    await sleep(100);
+  }
+  throw new Error(`Signet at ${url} did not become ready within 60 s: ${last}`);
+}
+
+interface Signet { child: Child; url: string; pid: number; idleRss?: number }
+
+async function startSignet(vault: VaultServer, batching: boolean, keys: unknown[]): Promise<Signet> {
+  const child = await startChild(join(HERE, 'signet-server.ts'), {
+    label: `signet batching ${batching ? 'on' : 'off'}`,
+    nodeArgs: SIGNET_FLAGS,
+    env: {
+      BENCH_VAULT_ADDR: vault.address,
+      BENCH_VAULT_TOKEN: vault.rootToken,
+      BENCH_KEYS: JSON.stringify(keys),
+      BENCH_BATCHING: batching ? 'on' : 'off',
+    },
+  });
+  cleanups.push(() => child.stop());
+  const url = `http://127.0.0.1:${child.hello.port as number}`;
+  await waitReady(url, child);
+  return { child, url, pid: child.pid };
+}
+
+async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: any }> {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(15_000),
+  });
+  const text = await response.text();
+  return { status: response.status, json: text ? JSON.parse(text) : undefined };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// One measurement: a warm-up run, then a measured run whose every response time is recorded (autocannon's own
+// histogram has 1 ms resolution, too coarse for sub-millisecond latencies).
+
+interface LoadSpec {
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+  connections: number;
+  tokensPerRequest: number;
+  vaultPid: number;
+  signetPid?: number;
+  /** Signet's base URL and key name, to read the batch size histogram from /metrics. */
+  signetMetrics?: { url: string; key: string };
+}
+
+/** Sum and count of signet_sign_batch_size for one key, from Signet's /metrics. */
+async function batchStats(target: { url: string; key: string }): Promise<{ sum: number; count: number }> {
+  const text = await (await fetch(`${target.url}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+  const value = (suffix: string) => {
+    const line = text.split('\n').find((l) => l.startsWith(`signet_sign_batch_size_${suffix}{`) && l.includes(`key="${target.key}"`));
+    return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+  };
+  return { sum: value('sum'), count: value('count') };
+}
+
+async function runLoad(spec: LoadSpec): Promise<LoadResult> {
+  const base: autocannon.Options = {
+    url: spec.url,
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...spec.headers },
+    body: spec.body,
+    connections: spec.connections,
+    pipelining: 1,
+    timeout: 30,
+  };
+  currentLoad = autocannon({ ...base, duration: WARMUP });
+  await currentLoad;
+  if (cleaning) throw new Error('interrupted');
+
+  const batch0 = spec.signetMetrics ? await batchStats(spec.signetMetrics) : undefined;
+  const latencies = new Samples();
+  let ok = 0;
+  let failed = 0;
+  let rssMax = 0;
+  const rssTimer = spec.signetPid === undefined ? undefined : setInterval(() => {
+    rssMax = Math.max(rssMax, rssBytes(spec.signetPid!) ?? 0);
+  }, 100);
+  const vault0 = cpuSeconds(spec.vaultPid);
+  const signet0 = spec.signetPid === undefined ? 0 : cpuSeconds(spec.signetPid);
+  const self0 = process.cpuUsage();
+  const started = performance.now();
+  currentLoad = autocannon({ ...base, duration: DURATION });
+  currentLoad.on('response', (_client, status, _bytes, ms) => {
+    if (status >= 200 && status < 300) {
+      ok++;
+      latencies.push(ms);
+    } else {
+      failed++;
+    }
+  });
+  const result = await currentLoad;
+  const seconds = (performance.now() - started) / 1000;
+  if (rssTimer) clearInterval(rssTimer);
+  if (cleaning) throw new Error('interrupted');
+  const self = process.cpuUsage(self0);
+  const vaultSeconds = cpuSeconds(spec.vaultPid) - vault0;
+  const signetSeconds = spec.signetPid === undefined ? undefined : cpuSeconds(spec.signetPid) - signet0;
+  const batch1 = spec.signetMetrics ? await batchStats(spec.signetMetrics) : undefined;
+  const sorted = latencies.sorted();
+  return {
+    tokensPerSec: (ok * spec.tokensPerRequest) / seconds,
+    requestsPerSec: ok / seconds,
+    p50: percentile(sorted, 50),
+    p99: percentile(sorted, 99),
+    ok,
+    failed: failed + result.errors + result.timeouts,
+    vaultCpu: (vaultSeconds / seconds) * 100,
+    signetCpu: signetSeconds === undefined ? undefined : (signetSeconds / seconds) * 100,
+    loadCpu: ((self.user + self.system) / 1e6 / seconds) * 100,
+    rssMax: spec.signetPid === undefined ? undefined : rssMax,
+    meanBatch: batch0 && batch1 && batch1.count > batch0.count ? (batch1.sum - batch0.sum) / (batch1.count - batch0.count) : undefined,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+/** A JWS signing input of the size Signet produces, for the direct Vault calls of (a) and (b). */
+function fixedInput(alg: JwsAlg): string {
+  const header = Buffer.from(JSON.stringify({ alg, kid: 'x'.repeat(43), typ: 'JWT' })).toString('base64url');
+  const now = Math.floor(Date.now() / 1000);
+  const payload = Buffer.from(JSON.stringify({
+    sub: 'bench-user', scope: 'read', iss: 'https://bench', iat: now, nbf: now, exp: now + 300, jti: 'y'.repeat(22),
+  })).toString('base64url');
+  return Buffer.from(`${header}.${payload}`, 'ascii').toString('base64');
+}
+
+function vaultSignPath(c: AlgCase): string {
+  const spec = algSpec(c.alg);
+  return `transit/sign/${c.key}${spec.hash ? `/${spec.hash}` : ''}`;
+}
+
+function vaultBody(c: AlgCase, items: number): string {
+  const input = fixedInput(c.alg);
+  const params = { ...algSpec(c.alg).signParams, key_version: 1 };
+  return JSON.stringify(items === 1 ? { ...params, input } : { ...params, batch_input: Array.from({ length: items }, () => ({ input })) });
+}
+
+const SIGN_BODY = JSON.stringify({ claims: { sub: 'bench-user', scope: 'read' } });
+
+async function sanityChecks(vault: VaultServer, signets: Signet[]): Promise<void> {
+  for (const c of CASES) {
+    const single = await vaultApi(vault.address, vault.rootToken, 'POST', vaultSignPath(c), JSON.parse(vaultBody(c, 1)));
+    const signature = (single.data as { signature?: string }).signature;
+    if (!signature?.startsWith('vault:v1:')) throw new Error(`(a) ${c.alg}: Vault returned no signature`);
+    const batch = await vaultApi(vault.address, vault.rootToken, 'POST', vaultSignPath(c), JSON.parse(vaultBody(c, BATCH_ITEMS)));
+    const results = (batch.data as { batch_results?: Array<{ signature?: string; error?: string }> }).batch_results ?? [];
+    if (results.length !== BATCH_ITEMS || results.some((r) => r.error || !r.signature)) throw new Error(`(b) ${c.alg}: Vault's batch answer has errors or is short`);
+    for (const signet of signets) {
+      const signed = await postJson(`${signet.url}/v1/sign/${c.key}`, JSON.parse(SIGN_BODY));
+      if (signed.status !== 200) throw new Error(`Signet sign ${c.alg}: HTTP ${signed.status} ${JSON.stringify(signed.json)}`);
+      const verified = await postJson(`${signet.url}/v1/verify`, { token: signed.json.token });
+      if (verified.status !== 200 || verified.json.valid !== true) throw new Error(`Signet verify ${c.alg}: HTTP ${verified.status} ${JSON.stringify(verified.json)}`);
+    }
+  }
+}
+
+async function signTokens(signet: Signet, c: AlgCase, count: number): Promise<string[]> {
+  const tokens: string[] = [];
+  for (let i = 0; i < count; i += 16) {
+    const batch = await Promise.all(Array.from({ length: Math.min(16, count - i) }, async (_, j) => {
+      const { status, json } = await postJson(`${signet.url}/v1/sign/${c.key}`, { claims: { sub: `bench-user-${i + j}`, scope: 'read' }, ttl: 3600 });
+      if (status !== 200) throw new Error(`signing verify tokens: HTTP ${status}`);
+      return json.token as string;
+    }));
+    tokens.push(...batch);
+  }
+  return tokens;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const vaultBinary = await findVaultBinary((line) => log(line));
+  out('Signet benchmark (issue 5, DESIGN §9)');
+  out('='.repeat(37));
+  for (const line of await machine(vaultBinary)) out(line);
+  out();
+
+  log('starting a Vault dev server');
+  const vault = await startDevVault(vaultBinary);
+  cleanups.push(() => vault.stop());
+  const vaultPid = vault.process.pid!;
+  await vaultApi(vault.address, vault.rootToken, 'POST', 'sys/mounts/transit', { type: 'transit' });
+  for (const c of ALL_CASES) await vaultApi(vault.address, vault.rootToken, 'POST', `transit/keys/${c.key}`, { type: c.type });
+  const keys = ALL_CASES.map((c) => ({ name: c.key, alg: c.alg, issuer: 'https://bench' }));
+
+  log('starting Signet twice (batching off, batching on)');
+  const [off, on] = [await startSignet(vault, false, keys), await startSignet(vault, true, keys)];
+  await sleep(1000);
+  off.idleRss = rssBytes(off.pid);
+  on.idleRss = rssBytes(on.pid);
+  await sanityChecks(vault, [off, on]);
+
+  const rows: Row[] = [];
+  const vaultHeaders = { 'x-vault-token': vault.rootToken };
+  for (const c of CASES) {
+    for (const clients of CLIENTS) {
+      for (const mode of MODES) {
+        log(`${c.alg} ${String(clients).padStart(2)} clients ${MODE_LABEL[mode]}`);
+        const signet = mode === 'c' ? off : mode === 'd' ? on : undefined;
+        const spec: LoadSpec = signet
+          ? { url: `${signet.url}/v1/sign/${c.key}`, headers: {}, body: SIGN_BODY, connections: clients, tokensPerRequest: 1, vaultPid, signetPid: signet.pid, signetMetrics: { url: signet.url, key: c.key } }
+          : {
+            url: `${vault.address}/v1/${vaultSignPath(c)}`, headers: vaultHeaders, body: vaultBody(c, mode === 'a' ? 1 : BATCH_ITEMS),
+            connections: clients, tokensPerRequest: mode === 'a' ? 1 : BATCH_ITEMS, vaultPid,
+          };
+        rows.push({ alg: c.alg, clients, mode, ...await runLoad(spec) });
+      }
+    }
+  }
+
+  log('verification over HTTP (POST /v1/verify, Signet with batching on, 16 clients)');
+  const tokens = new Map<JwsAlg, string[]>();
+  for (const c of CASES) tokens.set(c.alg, await signTokens(on, c, 256));
+  const httpVerify = new Map<JwsAlg, LoadResult>();
+  for (const c of CASES) {
+    httpVerify.set(c.alg, await runLoad({
+      url: `${on.url}/v1/verify`, headers: {}, body: JSON.stringify({ token: tokens.get(c.alg)![0] }),
+      connections: 16, tokensPerRequest: 1, vaultPid, signetPid: on.pid,
+    }));
+  }
+
+  log('Signet idle again (2 s after the load)');
+  await sleep(2000);
+  const afterRss = { off: rssBytes(off.pid), on: rssBytes(on.pid) };
+
+  // Local verification in one process pinned to one core; Vault and both Signets are idle meanwhile.
+  const pinned = existsSync('/usr/bin/taskset') || existsSync('/bin/taskset');
+  log(`in-process verification (${pinned ? 'pinned to CPU 0 with taskset' : 'taskset not found: not pinned'})`);
+  const micro = await startChild(join(HERE, 'verify-micro.ts'), {
+    label: 'verify-micro',
+    pinCpu: pinned ? 0 : undefined,
+    env: { BENCH_VAULT_ADDR: vault.address, BENCH_VAULT_TOKEN: vault.rootToken, BENCH_KEYS: JSON.stringify(keys) },
+  });
+  cleanups.push(() => micro.stop());
+  const microSeconds = Math.max(1, DURATION / 2);
+  micro.send(JSON.stringify({ seconds: microSeconds, tokens: Object.fromEntries(tokens) }));
+  const microResults = (await micro.nextMessage()).results as Record<string, Record<string, number>>;
+  await micro.stop();
+
+  // ---------------------------------------------------------------------------------------------------------
+  out('Signing: tokens/s; latency per HTTP request, ms; CPU use during the measurement in % of one core (2 cores = 200 %)');
+  out('and in CPU microseconds per token; batch = mean items per Vault call Signet made');
+  out();
+  const perToken = (percent: number | undefined, r: Row) => (percent === undefined ? '' : fixed((percent / 100 / r.tokensPerSec) * 1e6, 0));
+  const find = (alg: JwsAlg, clients: number, mode: Mode) => rows.find((r) => r.alg === alg && r.clients === clients && r.mode === mode);
+  out(table(
+    ['alg', 'clients', 'mode', 'tokens/s', 'p50 ms', 'p99 ms', 'vault %', 'signet %', 'loadgen %', 'vault us/tok', 'signet us/tok', 'batch', 'failed'],
+    rows.map((r) => [
+      r.alg, r.clients, MODE_LABEL[r.mode], thousands(r.tokensPerSec), fixed(r.p50, 3), fixed(r.p99, 3),
+      fixed(r.vaultCpu, 0), r.signetCpu === undefined ? '' : fixed(r.signetCpu, 0), fixed(r.loadCpu, 0),
+      perToken(r.vaultCpu, r), perToken(r.signetCpu, r), r.meanBatch === undefined ? '' : fixed(r.meanBatch, 1), r.failed,
+    ]),
+    [false, true, false, true, true, true, true, true, true, true, true, true, true],
+  ));
+  out();
+
+  out(`Verification: in-process, one process pinned to one core (${pinned ? 'taskset -c 0' : 'not pinned'}), ${microSeconds} s each, 256 distinct tokens per alg`);
+  out('  raw = split + base64url-decode + crypto.verify with a pre-imported KeyObject (sync loop)');
+  out('  WebCrypto = crypto.subtle.verify with the pre-imported CryptoKey; jose = compactVerify; Signet = verifier.verify');
+  out();
+  out(table(
+    ['alg', 'raw crypto.verify/s', 'WebCrypto/s (16 in flight)', 'jose/s (16 in flight)', 'Signet verify/s (1 in flight)', 'Signet verify/s (16 in flight)'],
+    CASES.map((c) => {
+      const m = microResults[c.alg]!;
+      return [c.alg, thousands(m.raw!), thousands(m.subtle16!), thousands(m.jose16!), thousands(m.verify1!), thousands(m.verify16!)];
+    }),
+    [false, true, true, true, true, true],
+  ));
+  out();
+  out('Verification over HTTP: POST /v1/verify, 16 clients, Signet with batching on (not pinned)');
+  out();
+  out(table(
+    ['alg', 'verifies/s', 'p50 ms', 'p99 ms', 'signet %', 'loadgen %', 'failed'],
+    CASES.map((c) => {
+      const r = httpVerify.get(c.alg)!;
+      return [c.alg, thousands(r.tokensPerSec), fixed(r.p50, 3), fixed(r.p99, 3), fixed(r.signetCpu ?? Number.NaN, 0), fixed(r.loadCpu, 0), r.failed];
+    }),
+    [false, true, true, true, true, true, true],
+  ));
+  out();
+
+  const maxRss = (mode: Mode) => Math.max(0, ...rows.filter((r) => r.mode === mode && r.clients === Math.max(...CLIENTS)).map((r) => r.rssMax ?? 0)) || undefined;
+  out('Signet RSS (VmRSS of the Signet process, MB)');
+  out();
+  out(table(
+    ['Signet', 'idle after start', `max under ${Math.max(...CLIENTS)}-client load`, 'idle after the load'],
+    [
+      ['batching off', mb(off.idleRss), mb(maxRss('c')), mb(afterRss.off)],
+      ['batching on', mb(on.idleRss), mb(maxRss('d')), mb(afterRss.on)],
+    ],
+    [false, true, true, true],
+  ));
+  out();
+
+  // ---------------------------------------------------------------------------------------------------------
+  const targets: Array<[string, string, string, boolean | undefined]> = [];
+  const ratio = (x: number | undefined, y: number | undefined) => (x === undefined || y === undefined || !y ? undefined : x / y);
+  const show = (v: number | undefined, digits = 2, unit = '') => (v === undefined || !Number.isFinite(v) ? 'n/a' : `${v.toFixed(digits)}${unit}`);
+  const check = (v: number | undefined, ok: (v: number) => boolean) => (v === undefined || !Number.isFinite(v) ? undefined : ok(v));
+  for (const c of CASES) {
+    const v = ratio(find(c.alg, 64, 'd')?.tokensPerSec, find(c.alg, 64, 'a')?.tokensPerSec);
+    const primary = c.alg === 'ES256';
+    targets.push([`(d) / (a) tokens/s at 64 clients, ${c.alg}${primary ? '' : ' (target is for ES256)'}`, show(v, 2, 'x'), '>= 4x', primary ? check(v, (x) => x >= 4) : undefined]);
+  }
+  for (const c of CASES) {
+    const v = ratio(find(c.alg, 64, 'd')?.tokensPerSec, find(c.alg, 64, 'b')?.tokensPerSec);
+    targets.push([`(d) / (b) tokens/s at 64 clients, ${c.alg}`, show(v), '>= 0.8', check(v, (x) => x >= 0.8)]);
+  }
+  for (const c of CASES) {
+    const best = Math.max(...rows.filter((r) => r.alg === c.alg && r.mode === 'b').map((r) => r.tokensPerSec));
+    const v = ratio(find(c.alg, 64, 'd')?.tokensPerSec, Number.isFinite(best) ? best : undefined);
+    targets.push([`(d) at 64 clients / best (b) at any client count, ${c.alg} (information)`, show(v), '>= 0.8', undefined]);
+  }
+  for (const c of CASES) {
+    const cc = find(c.alg, 1, 'c');
+    const a = find(c.alg, 1, 'a');
+    const v = cc && a ? cc.p50 - a.p50 : undefined;
+    targets.push([`p50 (c) - p50 (a) at 1 client, ${c.alg}`, show(v, 3, ' ms'), '<= 0.2 ms', check(v, (x) => x <= 0.2)]);
+  }
+  for (const c of CASES) {
+    const v = ratio(find(c.alg, 1, 'd')?.p50, find(c.alg, 1, 'c')?.p50);
+    targets.push([`p50 (d) / p50 (c) at 1 client, ${c.alg}`, show(v, 3), '<= 1.05', check(v, (x) => x <= 1.05)]);
+  }
+  for (const c of CASES) {
+    const m = microResults[c.alg];
+    const v = m ? ratio(Math.max(m.verify1!, m.verify16!), m.raw) : undefined;
+    targets.push([`in-process verify / raw crypto.verify, one core, ${c.alg} (best of 1 and 16 in flight)`, show(v), '>= 0.7', check(v, (x) => x >= 0.7)]);
+  }
+  for (const [name, value] of [['batching on', maxRss('d')], ['batching off', maxRss('c')]] as const) {
+    targets.push([`Signet RSS under ${Math.max(...CLIENTS)}-client load, ${name}`, value === undefined ? 'n/a' : `${mb(value)} MB`, '<= 100 MB', check(value, (x) => x <= 100 * 1024 * 1024)]);
+  }
+  for (const [name, value] of [['batching on', on.idleRss], ['batching off', off.idleRss]] as const) {
+    targets.push([`Signet RSS idle after start, ${name}`, `${mb(value)} MB`, '<= 70 MB', check(value, (x) => x <= 70 * 1024 * 1024)]);
+  }
+  for (const [name, value] of [['batching on', afterRss.on], ['batching off', afterRss.off]] as const) {
+    targets.push([`Signet RSS idle after the load, ${name}`, `${mb(value)} MB`, '<= 70 MB', check(value, (x) => x <= 70 * 1024 * 1024)]);
+  }
+  out('Targets (issue 5), ratios from this run');
+  out();
+  out(table(
+    ['target', 'value', 'goal', 'status'],
+    targets.map(([name, value, goal, met]) => [name, value, goal, met === undefined ? '-' : met ? 'met' : 'MISSED']),
+    [false, true, false, false],
+  ));
+  const missed = targets.filter((t) => t[3] === false).length;
+  out();
+  out(`${targets.filter((t) => t[3] === true).length} met, ${missed} missed.`);
+}
+
+try {
+  await main();
+} catch (error) {
+  if (!cleaning) {
+    process.stderr.write(`bench: failed: ${(error as Error).stack ?? String(error)}\n`);
+    process.exitCode = 1;
+  }
+} finally {
+  await cleanup();
+}

@@ -1,0 +1,340 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { setImmediate as tick } from 'node:timers/promises';
+import { SignetError, VaultUnavailableError } from '../../src/errors.ts';
+import { algSpec } from '../../src/jwt/algorithms.ts';
+import { DEFAULT_BATCHER, SignBatcher, itemCostMs, type BatcherOptions, type LaneKey } from '../../src/signer/batcher.ts';
+import type { ItemResult } from '../../src/vault/transit.ts';
+
+interface Call {
+  lane: LaneKey;
+  inputs: string[];
+  /** Answers every item with a signature derived from its input. */
+  ok(): Promise<void>;
+  answer(results: ItemResult[]): Promise<void>;
+  fail(error: Error): Promise<void>;
+}
+
+/** An in-memory Vault: records each batch call and lets the test answer it when it wants. */
+function fakeVault() {
+  const calls: Call[] = [];
+  const send = (lane: LaneKey, inputs: string[]): Promise<ItemResult[]> => {
+    const { promise, resolve, reject } = Promise.withResolvers<ItemResult[]>();
+    const settle = async (fn: () => void): Promise<void> => {
+      fn();
+      // Let the batcher's continuations (resolve waiters, pump the next batch) run.
+      await tick();
+    };
+    calls.push({
+      lane,
+      inputs: [...inputs],
+      ok: () => settle(() => resolve(inputs.map((input) => ({ signature: `vault:v${lane.version}:sig(${input})` })))),
+      answer: (results) => settle(() => resolve(results)),
+      fail: (error) => settle(() => reject(error)),
+    });
+    return promise;
+  };
+  return { calls, send };
+}
+
+function lane(keyType = 'ecdsa-p256', version = 1, name = 'k'): LaneKey {
+  return { name, version, keyType, spec: algSpec(keyType.startsWith('rsa') ? 'RS256' : 'ES256') };
+}
+
+function options(overrides: Partial<BatcherOptions> = {}): BatcherOptions {
+  return { ...DEFAULT_BATCHER, ...overrides };
+}
+
+/** Tracks whether a promise has settled, without leaving a rejection unhandled. */
+function track<T>(promise: Promise<T>) {
+  const state: { settled: boolean; value?: T; error?: unknown } = { settled: false };
+  promise.then((value) => { state.settled = true; state.value = value; }, (error: unknown) => { state.settled = true; state.error = error; });
+  return state;
+}
+
+describe('SignBatcher: low load', () => {
+  test('a lone request is sent at once, alone, and resolves with its signature', async () => {
+    const vault = fakeVault();
+    const batcher = new SignBatcher(options(), vault.send);
+    const result = batcher.sign(lane(), 'aW5wdXQ=');
+    assert.equal(vault.calls.length, 1, 'sent synchronously, no timer');
+    assert.deepEqual(vault.calls[0]!.inputs, ['aW5wdXQ=']);
+    await vault.calls[0]!.ok();
+    assert.equal(await result, 'vault:v1:sig(aW5wdXQ=)');
+  });
+
+  test('sequential requests each go alone', async () => {
+    const vault = fakeVault();
+    const batcher = new SignBatcher(options(), vault.send);
+    for (let i = 0; i < 5; i++) {
+      const result = batcher.sign(lane(), `in${i}`);
+      await vault.calls[i]!.ok();
+      assert.equal(await result, `vault:v1:sig(in${i})`);
+    }
+    assert.deepEqual(vault.calls.map((c) => c.inputs.length), [1, 1, 1, 1, 1]);
+  });
+
+  test('up to maxInFlight requests go out at once, each alone', () => {
+    const vault = fakeVault();
+    const batcher = new SignBatcher(options({ maxInFlight: 3 }), vault.send);
+    for (const input of ['a', 'b', 'c']) void batcher.sign(lane(), input);
+    assert.deepEqual(vault.calls.map((c) => c.inputs), [['a'], ['b'], ['c']]);
+    assert.equal(batcher.queued('k'), 0);
+  });
+});
+
+describe('SignBatcher: under load', () => {
+  test('while maxInFlight calls are out, later requests wait and leave together when a call returns', async () => {
+    const vault = fakeVault();
+    const observed: Array<[string, number]> = [];
+    const batcher = new SignBatcher(options({ maxInFlight: 2 }), vault.send, (key, size) => observed.push([key, size]));
+    const first = [batcher.sign(lane(), 'a'), batcher.sign(lane(), 'b')];
+    const waiting = ['c', 'd', 'e', 'f'].map((input) => batcher.sign(lane(), input));
+    assert.equal(vault.calls.length, 2);
+    assert.equal(batcher.queued('k'), 4);
+
+    await vault.calls[0]!.ok();
+    assert.equal(vault.calls.length, 3, 'one batch call when one call returned');
+    assert.deepEqual(vault.calls[2]!.inputs, ['c', 'd', 'e', 'f'], 'in arrival order');
+    assert.equal(batcher.queued('k'), 0);
+    assert.deepEqual(observed, [['k', 1], ['k', 1], ['k', 4]]);
+
+    await vault.calls[1]!.ok();
+    await vault.calls[2]!.ok();
+    assert.deepEqual(await Promise.all(first), ['vault:v1:sig(a)', 'vault:v1:sig(b)']);
+    assert.deepEqual(await Promise.all(waiting), ['c', 'd', 'e', 'f'].map((i) => `vault:v1:sig(${i})`), 'each caller gets its own item');
+  });
+
+  test('a batch is bounded by maxBatchSize; the rest leaves in later batches', async () => {
+    const vault = fakeVault();
+    const batcher = new SignBatcher(options({ maxInFlight: 1, maxBatchSize: 3 }), vault.send);
+    const all = Array.from({ length: 8 }, (_, i) => batcher.sign(lane(), `i${i}`));
+    assert.deepEqual(vault.calls.map((c) => c.inputs.length), [1]);
+    for (let n = 0; n < 4; n++) await vault.calls[n]!.ok();
+    assert.deepEqual(vault.calls.map((c) => c.inputs), [['i0'], ['i1', 'i2', 'i3'], ['i4', 'i5', 'i6'], ['i7']]);
+    assert.equal((await Promise.all(all)).length, 8);
+  });
+
+  test('when several calls are free, several batches leave at once', async () => {
+    const vault = fakeVault();
+    const batcher = new SignBatcher(options({ maxInFlight: 3, maxBatchSize: 2 }), vault.send);
+    for (let i = 0; i < 3; i++) void batcher.sign(lane(), `first${i}`);
+    for (let i = 0; i < 5; i++) void batcher.sign(lane(), `w${i}`);
+    // All three calls return: each one frees a slot that the waiting requests fill, at most 2 per batch.
+    await Promise.all(vault.calls.slice(0, 3).map((c) => c.ok()));
+    assert.deepEqual(vault.calls.slice(3).map((c) => c.inputs), [['w0', 'w1'], ['w2', 'w3'], ['w4']]);
+  });
+
+  const costCases: Array<[string, number]> = [
+    ['rsa-2048', 16], // floor(25 / 1.5)
+    ['rsa-3072', 5], // floor(25 / 4.5)
+    ['rsa-4096', 2], // floor(25 / 10)
+    ['ecdsa-p384', 64], // floor(25 / 0.3) = 83, capped by maxBatchSize 64
+    ['ed25519', 64],
+  ];
+  for (const [keyType, size] of costCases) {
+    test(`a ${keyType} batch is bounded by maxBatchCostMs / itemCostMs: ${size} items`, async () => {
+      const vault = fakeVault();
+      const batcher = new SignBatcher(options({ maxInFlight: 1, maxBatchSize: 64, maxBatchCostMs: 25 }), vault.send);
+      for (let i = 0; i < 1 + size + 1; i++) void batcher.sign(lane(keyType), `i${i}`);
+      await vault.calls[0]!.ok();
+      assert.equal(vault.calls[1]!.inputs.length, size);
+      await vault.calls[1]!.ok();
+      assert.equal(vault.calls[2]!.inputs.length, 1, "the rest in the next batch");
+    });
+  }
+
+  test('item costs: RSA grows with the modulus; unknown types are cheap', () => {
+    assert.equal(itemCostMs('rsa-2048'), 1.5);
+    assert.ok(itemCostMs('rsa-2048') < itemCostMs('rsa-3072') && itemCostMs('rsa-3072') < itemCostMs('rsa-4096'));
+    assert.ok(itemCostMs('ed25519') < itemCostMs('rsa-2048'));
+    assert.ok(itemCostMs('hmac') > 0);
+  });
+
+  test('an item costlier than the whole budget still goes, one per batch', async () => {
+    const vault = fakeVault();
+    const batcher = new SignBatcher(options({ maxInFlight: 1, maxBatchCostMs: 5 }), vault.send);
+    for (let i = 0; i < 3; i++) void batcher.sign(lane('rsa-4096'), `i${i}`);
+    await vault.calls[0]!.ok();
+    await vault.calls[1]!.ok();
+    assert.deepEqual(vault.calls.map((c) => c.inputs.length), [1, 1, 1]);
+  });
+
+  test('each (key, version) is its own lane: no shared batches, separate in-flight limits', async () => {
+    const vault = fakeVault();
+    const batcher = new SignBatcher(options({ maxInFlight: 1 }), vault.send);
+    const v1 = batcher.sign(lane('ecdsa-p256', 1), 'a');
+    const v2 = batcher.sign(lane('ecdsa-p256', 2), 'b');
+    const other = batcher.sign(lane('ecdsa-p256', 1, 'other'), 'c');
+    assert.equal(vault.calls.length, 3, 'none waits for another lane');
+    assert.deepEqual(vault.calls.map((c) => [c.lane.name, c.lane.version]), [['k', 1], ['k', 2], ['other', 1]]);
+    void batcher.sign(lane('ecdsa-p256', 1), 'd');
+    void batcher.sign(lane('ecdsa-p256', 2), 'e');
+    assert.equal(batcher.queued('k'), 2, 'queued counts every version of a key');
+    assert.equal(batcher.queued('other'), 0);
+    await vault.calls[0]!.ok();
+    assert.deepEqual(vault.calls[3]!.inputs, ['d']);
+    assert.equal(vault.calls[3]!.lane.version, 1);
+    await Promise.all(vault.calls.slice(1).map((c) => c.ok()));
+    assert.equal(await v1, 'vault:v1:sig(a)');
+    assert.equal(await v2, 'vault:v2:sig(b)');
+    assert.equal(await other, 'vault:v1:sig(c)');
+  });
+});
+
+describe('SignBatcher: errors', () => {
+  test('a per-item error rejects only that item’s promise, with a 502 naming Vault’s refusal', async () => {
+    const vault = fakeVault();
+    const batcher = new SignBatcher(options({ maxInFlight: 1 }), vault.send);
+    void batcher.sign(lane(), 'first');
+    const a = batcher.sign(lane(), 'a');
+    const b = track(batcher.sign(lane(), 'b'));
+    const c = batcher.sign(lane(), 'c');
+    await vault.calls[0]!.ok();
+    await vault.calls[1]!.answer([{ signature: 'vault:v1:A' }, { error: 'invalid key version' }, { signature: 'vault:v1:C' }]);
+    assert.equal(await a, 'vault:v1:A');
+    assert.equal(await c, 'vault:v1:C');
+    assert.ok(b.error instanceof SignetError);
+    assert.equal(b.error.status, 502);
+    assert.match(b.error.message, /Vault refused to sign: invalid key version/);
+  });
+
+  test('a very long Vault item error is cut short in the message', async () => {
+    const vault = fakeVault();
+    const batcher = new SignBatcher(options(), vault.send);
+    const result = track(batcher.sign(lane(), 'a'));
+    await vault.calls[0]!.answer([{ error: 'x'.repeat(10_000) }]);
+    assert.ok(result.error instanceof Error);
+    assert.ok(result.error.message.length < 300, `${result.error.message.length} characters`);
+  });
+
+  test('a whole-batch rejection rejects only that batch’s requests, with the same error', async () => {
+    const vault = fakeVault();
+    const batcher = new SignBatcher(options({ maxInFlight: 2 }), vault.send);
+    const a = track(batcher.sign(lane(), 'a'));
+    const b = batcher.sign(lane(), 'b');
+    const waiting = [track(batcher.sign(lane(), 'c')), track(batcher.sign(lane(), 'd'))];
+    const outage = new VaultUnavailableError('sign', 'connection refused');
+    await vault.calls[0]!.fail(outage);
+    assert.equal(a.error, outage);
+    assert.equal(vault.calls.length, 3, 'the waiting requests still go out');
+    await vault.calls[2]!.fail(new Error('batch 3 failed'));
+    for (const w of waiting) assert.match(String(w.error), /batch 3 failed/);
+    await vault.calls[1]!.ok();
+    assert.equal(await b, 'vault:v1:sig(b)', 'the other batch is unaffected');
+  });
+
+  test('after a failure the lane keeps working: the next request goes out at once', async () => {
+    const vault = fakeVault();
+    const batcher = new SignBatcher(options({ maxInFlight: 1 }), vault.send);
+    const failed = track(batcher.sign(lane(), 'a'));
+    await vault.calls[0]!.fail(new Error('down'));
+    assert.ok(failed.error);
+    const next = batcher.sign(lane(), 'b');
+    assert.equal(vault.calls.length, 2);
+    await vault.calls[1]!.ok();
+    assert.equal(await next, 'vault:v1:sig(b)');
+  });
+
+  test('an answer with fewer results than inputs rejects the missing items instead of leaving them waiting', async () => {
+    const vault = fakeVault();
+    const batcher = new SignBatcher(options({ maxInFlight: 1 }), vault.send);
+    void batcher.sign(lane(), 'first');
+    const a = track(batcher.sign(lane(), 'a'));
+    const b = track(batcher.sign(lane(), 'b'));
+    await vault.calls[0]!.ok();
+    await vault.calls[1]!.answer([{ signature: 'vault:v1:A' }]);
+    assert.equal(a.value, 'vault:v1:A');
+    assert.ok(b.settled, 'the second request must not wait forever');
+    assert.ok(b.error instanceof SignetError);
+    assert.equal(b.error.status, 502);
+    const next = batcher.sign(lane(), 'c');
+    assert.equal(vault.calls.length, 3, 'the lane is free again');
+    await vault.calls[2]!.ok();
+    assert.equal(await next, 'vault:v1:sig(c)');
+  });
+
+  test('a send that throws synchronously rejects its batch and does not wedge the lane', async () => {
+    let calls = 0;
+    const batcher = new SignBatcher(options({ maxInFlight: 1 }), async (_lane, inputs) => inputs.map((i) => ({ signature: `vault:v1:${i}` })));
+    const throwing = new SignBatcher(options({ maxInFlight: 1 }), (_lane, inputs) => {
+      calls++;
+      if (calls === 1) throw new Error('bug in send');
+      return Promise.resolve(inputs.map((i) => ({ signature: `vault:v1:${i}` })));
+    });
+    assert.equal(await batcher.sign(lane(), 'x'), 'vault:v1:x');
+    const first = throwing.sign(lane(), 'a');
+    await assert.rejects(first, /bug in send/);
+    assert.equal(await throwing.sign(lane(), 'b'), 'vault:v1:b');
+  });
+
+  test('a full queue refuses at once with a 503 VaultUnavailableError, and accepts again once it drains', async () => {
+    const vault = fakeVault();
+    const batcher = new SignBatcher(options({ maxInFlight: 1, maxQueue: 2 }), vault.send);
+    void batcher.sign(lane(), 'a'); // goes out
+    void batcher.sign(lane(), 'b'); // waits
+    void batcher.sign(lane(), 'c'); // waits: queue full
+    const refused = track(batcher.sign(lane(), 'd'));
+    await tick();
+    assert.ok(refused.settled, 'refused without waiting for Vault');
+    assert.ok(refused.error instanceof VaultUnavailableError);
+    assert.equal(refused.error.status, 503);
+    assert.ok(refused.error.retryAfterSeconds >= 1);
+    assert.match(refused.error.message, /queue .*"k".* full/);
+    assert.equal(vault.calls.length, 1);
+    assert.equal(batcher.queued('k'), 2, 'the refused request is not queued');
+
+    await vault.calls[0]!.ok();
+    const accepted = batcher.sign(lane(), 'e');
+    assert.equal(batcher.queued('k'), 1);
+    await vault.calls[1]!.ok();
+    assert.deepEqual(vault.calls[2]!.inputs, ['e']);
+    await vault.calls[2]!.ok();
+    assert.equal(await accepted, 'vault:v1:sig(e)');
+  });
+
+  test('the queue limit is per lane', () => {
+    const vault = fakeVault();
+    const batcher = new SignBatcher(options({ maxInFlight: 1, maxQueue: 1 }), vault.send);
+    void batcher.sign(lane('ecdsa-p256', 1), 'a');
+    void batcher.sign(lane('ecdsa-p256', 1), 'b');
+    const otherVersion = track(batcher.sign(lane('ecdsa-p256', 2), 'c'));
+    const otherKey = track(batcher.sign(lane('ecdsa-p256', 1, 'other'), 'd'));
+    assert.equal(vault.calls.length, 3);
+    assert.equal(otherVersion.settled, false);
+    assert.equal(otherKey.settled, false);
+  });
+});
+
+describe('SignBatcher: batching disabled', () => {
+  test('every request goes alone, even under load', async () => {
+    const vault = fakeVault();
+    const observed: number[] = [];
+    const batcher = new SignBatcher(options({ enabled: false, maxInFlight: 2 }), vault.send, (_k, size) => observed.push(size));
+    const results = Array.from({ length: 10 }, (_, i) => batcher.sign(lane(), `i${i}`));
+    assert.equal(vault.calls.length, 10, 'no waiting for a free call at ordinary concurrency');
+    await Promise.all(vault.calls.map((c) => c.ok()));
+    assert.deepEqual(await Promise.all(results), Array.from({ length: 10 }, (_, i) => `vault:v1:sig(i${i})`));
+    assert.ok(vault.calls.every((c) => c.inputs.length === 1));
+    assert.ok(observed.every((size) => size === 1));
+  });
+
+  test('beyond its in-flight bound, requests still leave one by one as calls return', async () => {
+    const vault = fakeVault();
+    const batcher = new SignBatcher(options({ enabled: false, maxInFlight: 1 }), vault.send);
+    const results = Array.from({ length: 70 }, (_, i) => batcher.sign(lane(), `i${i}`));
+    const firstWave = vault.calls.length;
+    assert.ok(firstWave >= 1 && firstWave < 70, `${firstWave} calls out`);
+    for (let n = 0; n < 70; n++) await vault.calls[n]!.ok();
+    assert.equal(vault.calls.length, 70);
+    assert.ok(vault.calls.every((c) => c.inputs.length === 1));
+    assert.equal((await Promise.all(results)).length, 70);
+  });
+
+  test('the options passed in are not modified', () => {
+    const given = options({ enabled: false });
+    const copy = { ...given };
+    new SignBatcher(given, fakeVault().send);
+    assert.deepEqual(given, copy);
+  });
+});

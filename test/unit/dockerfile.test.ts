@@ -1,0 +1,147 @@
+// The Dockerfile, checked statically (there is no Docker engine here): multi-stage on Node 24, production
+// dependencies only, non-root, read-only-root friendly, a HEALTHCHECK that needs only Node, EXPOSE, OCI labels,
+// the documented CMD, and every file it copies exists and is inside the build context (.dockerignore).
+// hadolint runs too when it can be had (on PATH, $HADOLINT, or Debian's packages); else that one test is skipped.
+// test/integration/docker-image.test.ts builds the image's file tree and runs its command.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { join, posix } from 'node:path';
+import { copyOf, dockerignored, execForm, labels, readDockerfile, stages } from '../harness/dockerfile.ts';
+import { ROOT, run, which } from '../harness/ops.ts';
+
+const instructions = readDockerfile();
+const allStages = stages(instructions);
+const final = allStages.at(-1)!;
+const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string; license: string };
+
+function filesUnder(relative: string): string[] {
+  const abs = join(ROOT, relative);
+  if (statSync(abs).isFile()) return [relative];
+  return readdirSync(abs, { recursive: true, withFileTypes: true })
+    .filter((d) => d.isFile())
+    .map((d) => posix.join(relative, posix.relative(abs, join(d.parentPath, d.name))));
+}
+
+test('multi-stage, every stage on Node 24 (bookworm-slim), no floating tags', () => {
+  assert.ok(allStages.length >= 2, `${allStages.length} stage(s)`);
+  const names = new Set<string>();
+  for (const stage of allStages) {
+    if (!names.has(stage.from)) {
+      assert.match(stage.from, /^node:24(\.\d+)*-bookworm-slim(@sha256:[0-9a-f]{64})?$/, `FROM ${stage.from}`);
+    }
+    if (stage.name) names.add(stage.name);
+  }
+  assert.ok(final.name, 'the final stage is named');
+});
+
+test('production dependencies only: npm ci --omit=dev from the lockfile in a build stage, copied into the final one', () => {
+  const runs = instructions.filter((i) => i.keyword === 'RUN').map((i) => i.args);
+  assert.ok(runs.some((r) => /\bnpm ci\b[^&;|]*--omit=dev/.test(r)), `RUN lines: ${runs.join(' | ')}`);
+  assert.ok(!runs.some((r) => /\bnpm (install|i)\b/.test(r)), 'npm install would ignore the lockfile');
+  const depsStage = allStages.find((s) => s.instructions.some((i) => i.keyword === 'RUN' && /npm ci/.test(i.args)))!;
+  assert.notEqual(depsStage, final, 'npm runs in a build stage, not in the runtime image');
+  const copies = final.instructions.filter((i) => i.keyword === 'COPY').map(copyOf);
+  assert.ok(copies.some((c) => c.from === depsStage.name && c.sources.some((s) => s.endsWith('node_modules'))), 'node_modules comes from the deps stage');
+  assert.ok(depsStage.instructions.some((i) => i.keyword === 'COPY' && /package-lock\.json/.test(i.args)), 'the lockfile is copied before npm ci');
+});
+
+test('runs as a non-root user, by number (Kubernetes runAsNonRoot can check it)', () => {
+  const users = final.instructions.filter((i) => i.keyword === 'USER');
+  assert.ok(users.length > 0, 'no USER in the final stage');
+  const user = users.at(-1)!.args;
+  const match = /^(\d+)(?::(\d+))?$/.exec(user);
+  assert.ok(match, `USER ${user} is not numeric`);
+  assert.notEqual(Number(match[1]), 0, 'USER 0 is root');
+  if (match[2] !== undefined) assert.notEqual(Number(match[2]), 0, 'group 0 is root\'s');
+});
+
+test('read-only root filesystem friendly: nothing in the runtime stage writes, chowns or declares volumes', () => {
+  const bad = final.instructions.filter((i) => i.keyword === 'RUN' || i.keyword === 'VOLUME' || (i.keyword === 'COPY' && /--chown|--chmod/.test(i.args)));
+  assert.deepEqual(bad.map((i) => `${i.keyword} ${i.args}`), [], 'the runtime user must not own (and so be able to change) the app');
+  const env = final.instructions.filter((i) => i.keyword === 'ENV').map((i) => i.args).join(' ');
+  assert.doesNotMatch(env, /NODE_COMPILE_CACHE/, 'a compile cache would write to disk');
+  assert.match(env, /NODE_ENV=production/);
+});
+
+test('HEALTHCHECK runs Node itself (no curl, wget or shell), on a script the image contains', () => {
+  const checks = final.instructions.filter((i) => i.keyword === 'HEALTHCHECK');
+  assert.equal(checks.length, 1);
+  const match = /^((?:--\w[\w-]*=\S+\s+)*)CMD\s+(.*)$/.exec(checks[0]!.args);
+  assert.ok(match, checks[0]!.args);
+  const command = execForm(match[2]!);
+  assert.ok(command, 'HEALTHCHECK CMD must be exec form (no /bin/sh -c)');
+  assert.equal(command[0], 'node');
+  assert.ok(existsSync(join(ROOT, command[1]!)), `${command[1]} missing`);
+  const joined = instructions.map((i) => i.args).join('\n');
+  assert.doesNotMatch(joined, /\b(curl|wget)\b/);
+  assert.match(match[1]!, /--interval=\d+s/);
+  assert.match(match[1]!, /--timeout=\d+s/);
+});
+
+test('EXPOSE 8250 and the documented CMD', () => {
+  const exposed = final.instructions.filter((i) => i.keyword === 'EXPOSE').flatMap((i) => i.args.split(/\s+/));
+  assert.ok(exposed.includes('8250') || exposed.includes('8250/tcp'), `EXPOSE ${exposed.join(' ')}`);
+  const cmds = final.instructions.filter((i) => i.keyword === 'CMD');
+  assert.equal(cmds.length, 1);
+  assert.deepEqual(execForm(cmds[0]!.args), ['node', 'src/cli.ts', 'serve', '--config', '/etc/signet/signet.yaml']);
+  assert.ok(!final.instructions.some((i) => i.keyword === 'ENTRYPOINT'), 'the node image\'s entrypoint execs CMD as is');
+  const workdir = final.instructions.filter((i) => i.keyword === 'WORKDIR').at(-1)?.args;
+  assert.equal(workdir, '/app');
+});
+
+test('OCI labels: title, description, version, revision, source, licenses (matching package.json)', () => {
+  const found = labels(final.instructions);
+  for (const key of ['title', 'description', 'version', 'revision', 'source', 'licenses']) {
+    assert.ok(found.has(`org.opencontainers.image.${key}`), `org.opencontainers.image.${key} missing`);
+  }
+  assert.equal(found.get('org.opencontainers.image.licenses'), pkg.license);
+  const versionArg = final.instructions.find((i) => i.keyword === 'ARG' && i.args.startsWith('VERSION='));
+  assert.equal(versionArg?.args, `VERSION=${pkg.version}`, 'the default VERSION build arg is package.json\'s version');
+});
+
+test('every file the Dockerfile copies exists and is inside the build context (.dockerignore)', () => {
+  const copies = instructions.filter((i) => i.keyword === 'COPY' || i.keyword === 'ADD').map((i) => ({ keyword: i.keyword, ...copyOf(i) }));
+  assert.ok(copies.every((c) => c.keyword === 'COPY'), 'ADD fetches URLs and unpacks archives; use COPY');
+  let checked = 0;
+  for (const copy of copies.filter((c) => !c.from)) {
+    for (const source of copy.sources) {
+      assert.ok(!source.includes('*'), `COPY line ${copy.line}: name the files (${source})`);
+      assert.ok(existsSync(join(ROOT, source)), `COPY line ${copy.line}: ${source} does not exist`);
+      for (const file of filesUnder(source.replace(/\/$/, ''))) {
+        assert.equal(dockerignored(file), false, `COPY line ${copy.line}: ${file} is excluded by .dockerignore`);
+        checked++;
+      }
+    }
+  }
+  assert.ok(checked > 10, `only ${checked} files checked`);
+  // Every source file the app imports must be in the image: src/ and bin/ are copied whole.
+  for (const required of ['src/cli.ts', 'bin/signet.js', 'bin/healthcheck.js', 'package.json', 'package-lock.json']) {
+    assert.ok(copies.some((c) => !c.from && c.sources.some((s) => required === s || required.startsWith(`${s.replace(/\/$/, '')}/`))), `${required} is not copied`);
+  }
+});
+
+test('.dockerignore keeps secrets, VCS data, dependencies and tests out of the context', () => {
+  for (const path of ['.git/config', 'node_modules/fastify/package.json', 'test/unit/dockerfile.test.ts', 'bench/bench.ts', '.env', 'signet.yaml', 'coverage/lcov.info', '.ci/run', 'deploy/kubernetes/deployment.yaml']) {
+    assert.equal(dockerignored(path), true, `${path} would be sent to the Docker daemon`);
+  }
+});
+
+test('hadolint passes (when hadolint can be had here)', async (t) => {
+  let hadolint = process.env.HADOLINT || await which('hadolint');
+  if (!hadolint && process.getuid?.() === 0 && await which('apt-cache')) {
+    const policy = await run('apt-cache', ['policy', 'hadolint']);
+    if (/Candidate:\s*(?!\(none\))\S+/.test(policy.stdout)) {
+      const install = await run('apt-get', ['install', '-y', 'hadolint'], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, timeoutMs: 300_000 });
+      assert.equal(install.code, 0, `apt-get install -y hadolint failed:\n${install.stdout}\n${install.stderr}`);
+      hadolint = await which('hadolint');
+    }
+  }
+  if (!hadolint) {
+    t.skip('hadolint is not on PATH and Debian does not package it (apt-cache policy hadolint: no candidate); the rules above check the Dockerfile instead. Set HADOLINT=/path/to/hadolint to run it.');
+    return;
+  }
+  const result = await run(hadolint, ['--failure-threshold', 'info', join(ROOT, 'Dockerfile')]);
+  assert.equal(result.code, 0, `hadolint:\n${result.stdout}${result.stderr}`);
+});
