@@ -77,7 +77,7 @@ export function createServices(config: Config, log: Logger, options: ServiceOpti
   const refresher = new KeyRefresher(config, control, keyring, log, (key, outcome) => metrics.keyRefresh.inc({ key, outcome }));
   const signBudgetMs = config.vault.signTimeout * 1000;
   const batcher = new SignBatcher(
-    { ...DEFAULT_BATCHER, ...options.batcher },
+    { ...DEFAULT_BATCHER, maxWaitMs: signBudgetMs, ...options.batcher },
     async (lane, inputs) => {
       const deadline = performance.now() + signBudgetMs;
       // The first try is bounded by the pool's own timeouts (sign_timeout); a second one by what is left.

@@ -18,6 +18,8 @@ export interface BatcherOptions {
   maxBatchCostMs: number;
   /** Requests waiting per lane before new ones are refused. */
   maxQueue: number;
+  /** Longest a request waits for its Vault call to start, ms (the caller's deadline: sign_timeout). */
+  maxWaitMs: number;
 }
 
 export const DEFAULT_BATCHER: BatcherOptions = {
@@ -26,6 +28,7 @@ export const DEFAULT_BATCHER: BatcherOptions = {
   maxBatchSize: 64,
   maxBatchCostMs: 25,
   maxQueue: 2048,
+  maxWaitMs: 2000,
 };
 
 /** Approximate Vault CPU time of one signature, ms (measured on Vault's Go crypto). */
@@ -51,6 +54,8 @@ export interface LaneKey {
 
 interface Waiting {
   input: string;
+  /** performance.now() after which the request gives up waiting. */
+  deadline: number;
   resolve: (signature: string) => void;
   reject: (error: Error) => void;
 }
@@ -59,6 +64,8 @@ interface Lane {
   key: LaneKey;
   queue: Waiting[];
   inFlight: number;
+  /** Rejects waiters past their deadline while the queue is not empty (a hung Vault must not hold them). */
+  sweeper?: NodeJS.Timeout;
 }
 
 export interface BatchObserver {
@@ -96,9 +103,29 @@ export class SignBatcher {
       return Promise.reject(new VaultUnavailableError('sign', `sign queue for key "${key.name}" is full (${this.#options.maxQueue} waiting); retry shortly`, 1, 'overloaded'));
     }
     const { promise, resolve, reject } = Promise.withResolvers<string>();
-    lane.queue.push({ input, resolve, reject });
+    lane.queue.push({ input, resolve, reject, deadline: performance.now() + this.#options.maxWaitMs });
     this.#pump(id, lane);
+    if (lane.queue.length > 0 && !lane.sweeper) this.#startSweeper(id, lane);
     return promise;
+  }
+
+  #startSweeper(id: string, lane: Lane): void {
+    const period = Math.max(10, Math.min(100, this.#options.maxWaitMs / 10));
+    lane.sweeper = setInterval(() => {
+      const now = performance.now();
+      const expired = lane.queue.filter((w) => w.deadline <= now);
+      if (expired.length > 0) {
+        lane.queue = lane.queue.filter((w) => w.deadline > now);
+        const error = new VaultUnavailableError('sign', `no Vault call for key "${lane.key.name}" could start within sign_timeout; Vault is slow or away`, 1, 'unreachable');
+        for (const w of expired) w.reject(error);
+      }
+      if (lane.queue.length === 0) {
+        clearInterval(lane.sweeper);
+        lane.sweeper = undefined;
+        if (lane.inFlight === 0) this.#lanes.delete(id);
+      }
+    }, period);
+    lane.sweeper.unref();
   }
 
   #pump(id: string, lane: Lane): void {

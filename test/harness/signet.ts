@@ -7,6 +7,7 @@ import { buildApp } from '../../src/app.ts';
 import { buildConfig, type Config } from '../../src/config.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import type { BatcherOptions } from '../../src/signer/batcher.ts';
+import type { BreakerOptions } from '../../src/vault/breaker.ts';
 import type { TestVault } from './vault.ts';
 
 export interface TestSignet {
@@ -24,6 +25,8 @@ export interface StartOptions {
   config?: Record<string, unknown>;
   env?: Record<string, string>;
   batcher?: Partial<BatcherOptions>;
+  breaker?: BreakerOptions;
+  healthIntervalMs?: number;
 }
 
 export async function startSignet(vault: TestVault, keys: Array<Record<string, unknown>>, options: StartOptions = {}): Promise<TestSignet> {
@@ -41,7 +44,9 @@ export async function startSignet(vault: TestVault, keys: Array<Record<string, u
       done();
     },
   });
-  const app = await buildApp(config, { logger: createLogger(config.logLevel, sink), batcher: options.batcher });
+  const app = await buildApp(config, {
+    logger: createLogger(config.logLevel, sink), batcher: options.batcher, breaker: options.breaker, healthIntervalMs: options.healthIntervalMs,
+  });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = app.server.address() as { port: number };
   const url = `http://127.0.0.1:${port}`;

@@ -45,6 +45,11 @@ function options(overrides: Partial<BatcherOptions> = {}): BatcherOptions {
   return { ...DEFAULT_BATCHER, ...overrides };
 }
 
+/** Starts a request whose outcome the test does not look at (a later rejection must not go unhandled). */
+function fire(promise: Promise<unknown>): void {
+  promise.catch(() => {});
+}
+
 /** Tracks whether a promise has settled, without leaving a rejection unhandled. */
 function track<T>(promise: Promise<T>) {
   const state: { settled: boolean; value?: T; error?: unknown } = { settled: false };
@@ -77,7 +82,7 @@ describe('SignBatcher: low load', () => {
   test('up to maxInFlight requests go out at once, each alone', () => {
     const vault = fakeVault();
     const batcher = new SignBatcher(options({ maxInFlight: 3 }), vault.send);
-    for (const input of ['a', 'b', 'c']) void batcher.sign(lane(), input);
+    for (const input of ['a', 'b', 'c']) fire(batcher.sign(lane(), input));
     assert.deepEqual(vault.calls.map((c) => c.inputs), [['a'], ['b'], ['c']]);
     assert.equal(batcher.queued('k'), 0);
   });
@@ -118,8 +123,8 @@ describe('SignBatcher: under load', () => {
   test('when several calls are free, several batches leave at once', async () => {
     const vault = fakeVault();
     const batcher = new SignBatcher(options({ maxInFlight: 3, maxBatchSize: 2 }), vault.send);
-    for (let i = 0; i < 3; i++) void batcher.sign(lane(), `first${i}`);
-    for (let i = 0; i < 5; i++) void batcher.sign(lane(), `w${i}`);
+    for (let i = 0; i < 3; i++) fire(batcher.sign(lane(), `first${i}`));
+    for (let i = 0; i < 5; i++) fire(batcher.sign(lane(), `w${i}`));
     // All three calls return: each one frees a slot that the waiting requests fill, at most 2 per batch.
     await Promise.all(vault.calls.slice(0, 3).map((c) => c.ok()));
     assert.deepEqual(vault.calls.slice(3).map((c) => c.inputs), [['w0', 'w1'], ['w2', 'w3'], ['w4']]);
@@ -136,7 +141,7 @@ describe('SignBatcher: under load', () => {
     test(`a ${keyType} batch is bounded by maxBatchCostMs / itemCostMs: ${size} items`, async () => {
       const vault = fakeVault();
       const batcher = new SignBatcher(options({ maxInFlight: 1, maxBatchSize: 64, maxBatchCostMs: 25 }), vault.send);
-      for (let i = 0; i < 1 + size + 1; i++) void batcher.sign(lane(keyType), `i${i}`);
+      for (let i = 0; i < 1 + size + 1; i++) fire(batcher.sign(lane(keyType), `i${i}`));
       await vault.calls[0]!.ok();
       assert.equal(vault.calls[1]!.inputs.length, size);
       await vault.calls[1]!.ok();
@@ -154,7 +159,7 @@ describe('SignBatcher: under load', () => {
   test('an item costlier than the whole budget still goes, one per batch', async () => {
     const vault = fakeVault();
     const batcher = new SignBatcher(options({ maxInFlight: 1, maxBatchCostMs: 5 }), vault.send);
-    for (let i = 0; i < 3; i++) void batcher.sign(lane('rsa-4096'), `i${i}`);
+    for (let i = 0; i < 3; i++) fire(batcher.sign(lane('rsa-4096'), `i${i}`));
     await vault.calls[0]!.ok();
     await vault.calls[1]!.ok();
     assert.deepEqual(vault.calls.map((c) => c.inputs.length), [1, 1, 1]);
@@ -168,8 +173,8 @@ describe('SignBatcher: under load', () => {
     const other = batcher.sign(lane('ecdsa-p256', 1, 'other'), 'c');
     assert.equal(vault.calls.length, 3, 'none waits for another lane');
     assert.deepEqual(vault.calls.map((c) => [c.lane.name, c.lane.version]), [['k', 1], ['k', 2], ['other', 1]]);
-    void batcher.sign(lane('ecdsa-p256', 1), 'd');
-    void batcher.sign(lane('ecdsa-p256', 2), 'e');
+    fire(batcher.sign(lane('ecdsa-p256', 1), 'd'));
+    fire(batcher.sign(lane('ecdsa-p256', 2), 'e'));
     assert.equal(batcher.queued('k'), 2, 'queued counts every version of a key');
     assert.equal(batcher.queued('other'), 0);
     await vault.calls[0]!.ok();
@@ -186,7 +191,7 @@ describe('SignBatcher: errors', () => {
   test('a per-item error rejects only that item’s promise, with a 502 naming Vault’s refusal', async () => {
     const vault = fakeVault();
     const batcher = new SignBatcher(options({ maxInFlight: 1 }), vault.send);
-    void batcher.sign(lane(), 'first');
+    fire(batcher.sign(lane(), 'first'));
     const a = batcher.sign(lane(), 'a');
     const b = track(batcher.sign(lane(), 'b'));
     const c = batcher.sign(lane(), 'c');
@@ -239,7 +244,7 @@ describe('SignBatcher: errors', () => {
   test('an answer with fewer results than inputs rejects the missing items instead of leaving them waiting', async () => {
     const vault = fakeVault();
     const batcher = new SignBatcher(options({ maxInFlight: 1 }), vault.send);
-    void batcher.sign(lane(), 'first');
+    fire(batcher.sign(lane(), 'first'));
     const a = track(batcher.sign(lane(), 'a'));
     const b = track(batcher.sign(lane(), 'b'));
     await vault.calls[0]!.ok();
@@ -271,9 +276,9 @@ describe('SignBatcher: errors', () => {
   test('a full queue refuses at once with a 503 VaultUnavailableError, and accepts again once it drains', async () => {
     const vault = fakeVault();
     const batcher = new SignBatcher(options({ maxInFlight: 1, maxQueue: 2 }), vault.send);
-    void batcher.sign(lane(), 'a'); // goes out
-    void batcher.sign(lane(), 'b'); // waits
-    void batcher.sign(lane(), 'c'); // waits: queue full
+    fire(batcher.sign(lane(), 'a')); // goes out
+    fire(batcher.sign(lane(), 'b')); // waits
+    fire(batcher.sign(lane(), 'c')); // waits: queue full
     const refused = track(batcher.sign(lane(), 'd'));
     await tick();
     assert.ok(refused.settled, 'refused without waiting for Vault');
@@ -296,8 +301,8 @@ describe('SignBatcher: errors', () => {
   test('the queue limit is per lane', () => {
     const vault = fakeVault();
     const batcher = new SignBatcher(options({ maxInFlight: 1, maxQueue: 1 }), vault.send);
-    void batcher.sign(lane('ecdsa-p256', 1), 'a');
-    void batcher.sign(lane('ecdsa-p256', 1), 'b');
+    fire(batcher.sign(lane('ecdsa-p256', 1), 'a'));
+    fire(batcher.sign(lane('ecdsa-p256', 1), 'b'));
     const otherVersion = track(batcher.sign(lane('ecdsa-p256', 2), 'c'));
     const otherKey = track(batcher.sign(lane('ecdsa-p256', 1, 'other'), 'd'));
     assert.equal(vault.calls.length, 3);
