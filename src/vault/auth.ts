@@ -200,8 +200,9 @@ export class VaultAuth implements TokenSource {
       const ttl = Number(auth?.lease_duration ?? 0);
       this.#log.info({ event: 'renewed', ttl_seconds: ttl }, 'renewed the Vault token');
       if (ttl < previousTtl / 2 && this.#config.method !== 'token') {
-        // The token is near its max TTL: renewal no longer extends it, so log in again while it still works.
-        this.#onToken(ttl, false);
+        // The token is near its max TTL: renewal no longer extends it, so log in again now, while it still works.
+        this.#log.info({ event: 'max_ttl', ttl_seconds: ttl }, 'the Vault token is near its max TTL; logging in again');
+        await this.#authenticate();
         return;
       }
       this.#onToken(ttl, auth?.renewable === true);

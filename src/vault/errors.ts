@@ -5,8 +5,17 @@
 import { SignetError, VaultResponseError, VaultUnavailableError } from '../errors.ts';
 
 /** Vault answered with an error status. */
+/** Vault's messages on one line: "2 errors occurred:\n\t* permission denied\n\t* invalid token" → "permission denied; invalid token". */
+export function vaultMessage(vaultErrors: readonly string[]): string {
+  return vaultErrors
+    .map((e) => e.replace(/^\s*\d+ errors? occurred:\s*/, '').split(/\s*\n\s*\*?\s*/).map((part) => part.replace(/^\*\s*/, '').trim()).filter(Boolean).join('; '))
+    .join('; ')
+    .slice(0, 300);
+}
+
 export function fromVaultStatus(operation: string, status: number, vaultErrors: readonly string[] = []): SignetError {
-  const detail = vaultErrors.length > 0 ? `: ${vaultErrors.join('; ').slice(0, 300)}` : '';
+  const message = vaultMessage(vaultErrors);
+  const detail = message ? `: ${message}` : '';
   if (status === 403 || status === 401) {
     return new VaultUnavailableError(
       operation,

@@ -1,0 +1,126 @@
+// A 3-node Vault HA cluster on integrated storage (Raft), all on loopback ports, initialised and unsealed.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, vaultApi } from '../../src/vault/dev-server.ts';
+import { vaultBinary } from './vault.ts';
+
+export interface RaftNode {
+  id: string;
+  address: string;
+  process: ChildProcess;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export interface RaftCluster {
+  nodes: RaftNode[];
+  rootToken: string;
+  api(address: string, method: string, path: string, body?: unknown): Promise<Record<string, unknown>>;
+  /** The node that is active now (asks each node's sys/leader). */
+  leader(): Promise<RaftNode | undefined>;
+  stop(): Promise<void>;
+}
+
+async function health(address: string): Promise<number> {
+  try {
+    return (await fetch(`${address}/v1/sys/health`, { signal: AbortSignal.timeout(1000) })).status;
+  } catch {
+    return 0;
+  }
+}
+
+async function until(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`raft cluster: timed out waiting for ${what}`);
+}
+
+export async function startRaftCluster(size = 3): Promise<RaftCluster> {
+  const binary = await vaultBinary();
+  const base = mkdtempSync(join(tmpdir(), 'signet-raft-'));
+  const ports = await Promise.all(Array.from({ length: size }, async () => ({ api: await freePort(), cluster: await freePort() })));
+  const addresses = ports.map((p) => `http://127.0.0.1:${p.api}`);
+  const nodes: RaftNode[] = ports.map((p, i) => {
+    const id = `node${i + 1}`;
+    const dir = join(base, id);
+    mkdirSync(join(dir, 'raft'), { recursive: true });
+    const joins = addresses.filter((_, j) => j !== i).map((a) => `retry_join { leader_api_addr = "${a}" }`).join('\n');
+    writeFileSync(join(dir, 'vault.hcl'), `
+storage "raft" {
+  path = "${join(dir, 'raft')}"
+  node_id = "${id}"
+  performance_multiplier = 1
+  ${joins}
+}
+listener "tcp" {
+  address = "127.0.0.1:${p.api}"
+  cluster_address = "127.0.0.1:${p.cluster}"
+  tls_disable = true
+}
+api_addr = "${addresses[i]}"
+cluster_addr = "http://127.0.0.1:${p.cluster}"
+disable_mlock = true
+ui = false
+`);
+    const { VAULT_TOKEN: _t, VAULT_ADDR: _a, ...env } = process.env;
+    const child = spawn(binary, ['server', `-config=${join(dir, 'vault.hcl')}`], { env: { ...env, HOME: dir, VAULT_LOG_LEVEL: 'warn' }, stdio: 'ignore' });
+    return {
+      id, address: addresses[i]!, process: child,
+      async stop(signal: NodeJS.Signals = 'SIGTERM') {
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+        child.kill('SIGCONT');
+        child.kill(signal);
+        const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        await exited;
+        clearTimeout(timer);
+      },
+    };
+  });
+  const stop = async () => {
+    await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
+    rmSync(base, { recursive: true, force: true });
+  };
+  try {
+    await until(async () => (await health(addresses[0]!)) === 501, 30_000, 'node1 to listen');
+    const init = await vaultApi(addresses[0]!, undefined, 'PUT', 'sys/init', { secret_shares: 1, secret_threshold: 1 });
+    const key = (init.keys as string[])[0]!;
+    const rootToken = init.root_token as string;
+    await vaultApi(addresses[0]!, undefined, 'PUT', 'sys/unseal', { key });
+    await until(async () => (await health(addresses[0]!)) === 200, 30_000, 'node1 active');
+    for (const address of addresses.slice(1)) {
+      // retry_join joins a sealed node to the cluster; it then unseals with the cluster's key.
+      await until(async () => {
+        try {
+          await vaultApi(address, undefined, 'PUT', 'sys/unseal', { key });
+        } catch { /* not joined yet */ }
+        const status = await health(address);
+        return status === 429 || status === 473 || status === 200;
+      }, 60_000, `${address} to join and unseal`);
+    }
+    const api = (address: string, method: string, path: string, body?: unknown) => vaultApi(address, rootToken, method, path, body);
+    await until(async () => {
+      const config = await api(addresses[0]!, 'GET', 'sys/storage/raft/configuration').catch(() => undefined);
+      const servers = ((config?.data as { config?: { servers?: Array<{ voter: boolean }> } })?.config?.servers ?? []);
+      return servers.length === size && servers.every((s) => s.voter);
+    }, 60_000, 'all nodes to be raft voters');
+    return {
+      nodes, rootToken, api, stop,
+      async leader() {
+        for (const node of nodes) {
+          if (node.process.exitCode !== null || node.process.signalCode !== null) continue;
+          if ((await health(node.address)) === 200) return node;
+        }
+        return undefined;
+      },
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}

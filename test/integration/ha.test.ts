@@ -1,0 +1,66 @@
+// A 3-node Vault HA cluster on integrated storage (Raft): the active node is stopped under sign traffic.
+// Signet, pointed at a standby, follows the cluster through Vault's own request forwarding: signing resumes
+// after the election by itself, and every token Signet returned verifies.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { createLocalJWKSet, jwtVerify } from 'jose';
+import { startRaftCluster } from '../harness/raft.ts';
+import { startSignet, eventually } from '../harness/signet.ts';
+import type { TestVault } from '../harness/vault.ts';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+test('the active node of a 3-node Raft cluster stops under traffic; signing resumes, zero invalid tokens', { timeout: 180_000 }, async () => {
+  const cluster = await startRaftCluster(3);
+  try {
+    const leader = (await cluster.leader())!;
+    assert.ok(leader, 'an active node');
+    await cluster.api(leader.address, 'POST', 'sys/mounts/transit', { type: 'transit' });
+    await cluster.api(leader.address, 'POST', 'transit/keys/app', { type: 'ecdsa-p256' });
+    const standby = cluster.nodes.find((n) => n !== leader)!;
+    // startSignet needs only the address and a token of the Vault it talks to.
+    const target = { address: standby.address, rootToken: cluster.rootToken } as TestVault;
+    const signet = await startSignet(target, [{ name: 'app' }], {
+      config: { refresh_interval: '1s', vault: { address: standby.address, sign_timeout: '2s', timeout: '2s' } },
+      healthIntervalMs: 250,
+    });
+    try {
+      await eventually(async () => (await signet.get('/readyz')).status === 200, 20_000, 'readiness through a standby');
+      const jwks = (await signet.get('/.well-known/jwks.json')).body;
+      const results: Array<{ at: number; status: number; token?: string }> = [];
+      let running = true;
+      const workers = Array.from({ length: 4 }, async () => {
+        while (running) {
+          const at = Date.now();
+          const r = await signet.post('/v1/sign/app', { claims: { sub: 'ha' } });
+          results.push({ at, status: r.status, token: r.body?.token });
+          await sleep(20);
+        }
+      });
+      await sleep(1000);
+      const stoppedAt = Date.now();
+      await leader.stop('SIGKILL');
+      const resumedAt = await eventually(
+        () => results.find((r) => r.at > stoppedAt + 200 && r.status === 200)?.at,
+        60_000,
+        'signing after the election',
+      );
+      await sleep(1000);
+      running = false;
+      await Promise.all(workers);
+      const newLeader = await cluster.leader();
+      assert.ok(newLeader && newLeader !== leader, 'a new active node');
+      const failed = results.filter((r) => r.status !== 200);
+      assert.ok(failed.every((r) => r.status === 503), 'failures during the election are 503s');
+      const keySet = createLocalJWKSet(jwks);
+      const tokens = results.filter((r) => r.status === 200).map((r) => r.token!);
+      for (const token of tokens) await jwtVerify(token, keySet, { algorithms: ['ES256'] });
+      process.stderr.write(`ha: ${tokens.length} tokens, ${failed.length} 503s, signing resumed ${resumedAt - stoppedAt} ms after the active node stopped\n`);
+    } finally {
+      await signet.close();
+    }
+  } finally {
+    await cluster.stop();
+  }
+});
