@@ -43,6 +43,17 @@ export function itemCostMs(keyType: string): number {
   }
 }
 
+/**
+ * The error of one refused batch item. An operator who raises min_encryption_version makes Vault refuse the
+ * version Signet chose a moment earlier: that gets its own code, so the signer can re-read the key and sign again.
+ */
+export function itemError(message: string): SignetError {
+  if (/less than the minimum encryption key version/.test(message)) {
+    return new SignetError(503, 'version_below_minimum', `Vault refused the key version: ${message.slice(0, 200)}`);
+  }
+  return new SignetError(502, 'vault_item', `Vault refused to sign: ${message.slice(0, 200)}`);
+}
+
 export type SendBatch = (lane: LaneKey, inputs: string[]) => Promise<ItemResult[]>;
 
 export interface LaneKey {
@@ -141,7 +152,7 @@ export class SignBatcher {
           // Every waiter settles, even if the answer is short: a missing item must not wait forever.
           if (!result) w.reject(new SignetError(502, 'vault_item', 'Vault answered the batch without a result for this item'));
           else if ('signature' in result) w.resolve(result.signature);
-          else w.reject(new SignetError(502, 'vault_item', `Vault refused to sign: ${result.error.slice(0, 200)}`));
+          else w.reject(itemError(result.error));
         }),
         (error: Error) => batch.forEach((w) => w.reject(error)),
       ).finally(() => {

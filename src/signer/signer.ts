@@ -2,7 +2,7 @@
 // the schedule's active version explicitly, and the signature's vault:vN: prefix must match it.
 
 import { randomBytes } from 'node:crypto';
-import { InvalidRequestError, UnknownKeyError, VaultUnavailableError } from '../errors.ts';
+import { InvalidRequestError, SignetError, UnknownKeyError, VaultUnavailableError } from '../errors.ts';
 import { parseDuration } from '../duration.ts';
 import { DEFAULT_CLAIM_LIMITS, issueClaims, type ClaimLimits } from '../jwt/claims.ts';
 import { encodeHeader, encodePayload, jwsSignatureFromVault, transitInput } from '../jwt/jws.ts';
@@ -32,15 +32,33 @@ export class Signer {
   readonly #limits: ClaimLimits;
   readonly #headers = new Map<string, string>();
 
-  constructor(keyring: Keyring, batcher: SignBatcher, limits: ClaimLimits = DEFAULT_CLAIM_LIMITS) {
+  readonly #refreshKeys: () => Promise<void>;
+
+  /** `refreshKeys` re-reads key state from Vault (shared with the periodic refresh). */
+  constructor(keyring: Keyring, batcher: SignBatcher, refreshKeys: () => Promise<void>, limits: ClaimLimits = DEFAULT_CLAIM_LIMITS) {
     this.#keyring = keyring;
     this.#batcher = batcher;
+    this.#refreshKeys = refreshKeys;
     this.#limits = limits;
   }
 
-  /** Whether `name` is a configured key (loaded or not). */
+  /**
+   * Signs with the key's active version. If Vault refuses that version because an operator has just raised
+   * min_encryption_version (the immediate switch), the key state is re-read and the token signed again, once,
+   * with the new version and its kid.
+   */
   async sign(name: string, configured: boolean, request: SignRequest): Promise<SignResult> {
     if (!configured) throw new UnknownKeyError(name);
+    try {
+      return await this.#signOnce(name, request);
+    } catch (error) {
+      if (!(error instanceof SignetError && error.code === 'version_below_minimum')) throw error;
+      await this.#refreshKeys();
+      return await this.#signOnce(name, request);
+    }
+  }
+
+  async #signOnce(name: string, request: SignRequest): Promise<SignResult> {
     const nowMs = Date.now();
     const now = Math.floor(nowMs / 1000);
     const view = this.#keyring.view(name, nowMs / 1000);
