@@ -1,8 +1,11 @@
 // Test harness: a real Vault (dev mode, or file-backed where restarts matter) on a free loopback port, with
 // Transit enabled and helpers to create and change keys as an operator would. Nothing here is a fake.
 
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { findVaultBinary, startDevVault, startFileVault, vaultApi, type VaultServer } from '../../src/vault/dev-server.ts';
 
+const run = promisify(execFile);
 let binary: Promise<string> | undefined;
 
 /** The Vault binary (found or built once per test process; the build itself is cached across runs). */
@@ -12,6 +15,8 @@ export function vaultBinary(): Promise<string> {
 }
 
 export interface TestVault extends VaultServer {
+  /** Runs the Vault CLI (the same binary) against this server, as an operator would; returns stdout. */
+  cli(...args: string[]): Promise<string>;
   api(method: string, path: string, body?: unknown, token?: string): Promise<Record<string, unknown>>;
   createKey(name: string, type: string, extra?: Record<string, unknown>): Promise<void>;
   rotate(name: string): Promise<void>;
@@ -28,6 +33,10 @@ export async function startVault(kind: 'dev' | 'file' = 'dev'): Promise<TestVaul
   await api('POST', 'sys/mounts/transit', { type: 'transit' });
   return Object.assign(server, {
     api,
+    async cli(...args: string[]) {
+      const { stdout } = await run(bin, args, { env: { ...process.env, VAULT_ADDR: server.address, VAULT_TOKEN: server.rootToken }, timeout: 30_000 });
+      return stdout;
+    },
     async createKey(name: string, type: string, extra: Record<string, unknown> = {}) {
       await api('POST', `transit/keys/${name}`, { type, ...(type === 'hmac' ? { key_size: 32 } : {}), ...extra });
     },

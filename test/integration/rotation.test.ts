@@ -46,7 +46,8 @@ describe('rotation', () => {
       assert.equal(oldToken.key_version, 1);
 
       const rotatedAt = Date.now();
-      await vault.rotate('routine');
+      // The runbook's command, run as an operator would.
+      await vault.cli('write', '-f', 'transit/keys/routine/rotate');
       // Published within one refresh, not signing yet.
       await eventually(async () => (await jwksKids(signet)).length === 2, 3000, 'v2 in the JWKS');
       const pending = await keyInfo(signet, 'routine');
@@ -99,9 +100,19 @@ describe('rotation', () => {
       await eventually(async () => (await keyInfo(signet, 'switch')).versions.length === 2, 3000, 'v2 loaded');
       assert.equal((await signet.post('/v1/sign/switch', { claims: {} })).body.key_version, 1);
       const raised = Date.now();
-      await vault.configKey('switch', { min_encryption_version: 2 });
+      await vault.cli('write', 'transit/keys/switch/config', 'min_encryption_version=2');
       await eventually(async () => (await signet.post('/v1/sign/switch', { claims: {} })).body.key_version === 2, 2500, 'signing with v2');
       assert.ok(Date.now() - raised < 2500);
+
+      // keys retire --force revokes v1 at once, although its tokens may still be live.
+      const v1 = (await keyInfo(signet, 'switch')).versions.find((v) => v.version === 1)!;
+      assert.equal(v1.state, 'verify-only');
+      const dir = mkdtempSync(join(tmpdir(), 'signet-force-'));
+      const file = join(dir, 'signet.yaml');
+      writeFileSync(file, JSON.stringify({ vault: { address: vault.address }, keys: [{ name: 'switch', issuer: 'https://issuer.test', ...KEY, publish_delay: '1h' }], ...TIMING }));
+      const forced = await run(process.execPath, [CLI, 'keys', 'retire', 'switch', '--force', '--config', file], { env: { ...process.env, VAULT_TOKEN: vault.rootToken } });
+      assert.match(forced.stdout, /raised switch min_decryption_version to 2/);
+      await eventually(async () => !(await jwksKids(signet)).includes(v1.kid), 2500, 'v1 out of the JWKS');
     } finally {
       await signet.close();
     }
@@ -117,7 +128,7 @@ describe('rotation', () => {
       await vault.configKey('revoke', { min_encryption_version: 2 });
       await eventually(async () => (await signet.post('/v1/sign/revoke', { claims: {} })).body.key_version === 2, 2500, 'signing with v2');
       assert.equal((await signet.post('/v1/verify', { token: old.token })).status, 200, 'v1 is verify-only for its live tokens');
-      await vault.configKey('revoke', { min_decryption_version: 2 });
+      await vault.cli('write', 'transit/keys/revoke/config', 'min_decryption_version=2');
       await eventually(async () => !(await jwksKids(signet)).includes(old.kid), 2500, 'v1 out of the JWKS');
       const refused = await signet.post('/v1/verify', { token: old.token });
       assert.equal(refused.status, 401);
