@@ -52,11 +52,14 @@ export class KeyRefresher {
 
   #loop(): void {
     if (this.#stopped) return;
-    // While a key is missing, retry sooner than the interval (capped at 5 s) so readiness comes quickly.
+    // While a key is missing, retry sooner than the interval (capped at 5 s) so readiness comes quickly. A
+    // jitter of up to -20 % keeps a fleet of sidecars started together from reading Vault in lockstep (never
+    // later than refresh_interval: the publish delay and the retirement grace count on it).
     const seconds = this.errors.size > 0 ? Math.min(5, this.#config.refreshInterval) : this.#config.refreshInterval;
+    const jittered = seconds * 1000 * (0.8 + Math.random() * 0.2);
     this.#timer = setTimeout(() => {
       void this.refresh().finally(() => this.#loop());
-    }, seconds * 1000);
+    }, jittered);
     this.#timer.unref();
   }
 

@@ -129,8 +129,9 @@ export class VaultHttp {
     }
   }
 
+  /** Called after the HTTP server has drained: what is still out (a probe, a refresh) is abandoned. */
   async close(): Promise<void> {
-    await this.#pool.close();
+    await this.#pool.destroy();
   }
 }
 
