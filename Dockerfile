@@ -6,12 +6,13 @@
 #   docker run --read-only -e VAULT_ADDR=https://vault.example:8200 -e VAULT_TOKEN=... \
 #     -v "$PWD/signet.yaml:/etc/signet/signet.yaml:ro" signet:0.1.0
 #
-# Listening: Signet refuses to bind a non-loopback address (whoever reaches it can sign tokens), so it listens on
-# 127.0.0.1:8250 inside the container. That is what a sidecar wants: containers of one Kubernetes pod share its
-# network namespace, so the app reaches Signet at 127.0.0.1:8250 and nothing outside the pod can (see
-# deploy/kubernetes/). With plain Docker, run the app in Signet's network namespace (`--network container:signet`)
-# or share a unix socket through a volume (listen: unix:/run/signet/signet.sock). EXPOSE 8250 documents the port;
-# publishing it (-p 8250:8250) does not reach a loopback listener.
+# Listening: whoever reaches Signet can sign tokens, so it listens on 127.0.0.1:8250 inside the container and
+# refuses a non-loopback address unless caller authentication (callers.tokens_file) is configured. Loopback is what
+# a sidecar wants: containers of one Kubernetes pod share its network namespace, so the app reaches Signet at
+# 127.0.0.1:8250 and nothing outside the pod can (see deploy/kubernetes/). With plain Docker, run the app in
+# Signet's network namespace (`--network container:signet`) or share a unix socket through a volume
+# (listen: unix:/run/signet/signet.sock). EXPOSE 8250 documents the port; publishing it (-p 8250:8250) reaches
+# Signet only when it listens on 0.0.0.0:8250 with callers.tokens_file (and allowed_hosts for the names used).
 #
 # Read-only root filesystem: Signet writes nothing to disk (logs go to stdout); the code and node_modules belong to
 # root and are read-only for the runtime user. Only a unix socket needs a writable directory (mount an emptyDir or

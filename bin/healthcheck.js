@@ -47,7 +47,8 @@ if (listen.startsWith('unix:')) {
   target = { host: match[1] ?? match[2], port: Number(match[3]) };
 }
 
-const req = request({ ...target, path, method: 'GET', timeout: 3000, headers: { 'user-agent': 'signet-healthcheck' } }, (res) => {
+// Host: localhost, since Signet answers only loopback Host names (or allowed_hosts), even when bound to 0.0.0.0.
+const req = request({ ...target, path, method: 'GET', timeout: 3000, headers: { 'user-agent': 'signet-healthcheck', host: 'localhost' } }, (res) => {
   let body = '';
   res.setEncoding('utf8');
   res.on('data', (chunk) => { body += chunk; });

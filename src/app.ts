@@ -14,6 +14,7 @@ import keysRoutes from './routes/keys.ts';
 import metricsRoutes from './routes/metrics.ts';
 import signRoutes from './routes/sign.ts';
 import verifyRoutes from './routes/verify.ts';
+import securityPlugin from './security/plugin.ts';
 import { createServices, type ServiceOptions, type Services } from './services.ts';
 
 declare module 'fastify' {
@@ -79,12 +80,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     if (error instanceof SignetError) {
       if (error instanceof VaultUnavailableError) reply.header('retry-after', String(error.retryAfterSeconds));
       const level = error.status >= 500 ? 'warn' : 'info';
-      request.log[level]({ err: { type: error.name, code: error.code, message: error.message }, status: error.status }, 'request failed');
+      request.log[level]({ error: { type: error.name, code: error.code, message: error.message }, status: error.status }, 'request failed');
       return reply.code(error.status).send({ errors: [error.message] });
     }
     const status = typeof error.statusCode === 'number' && error.statusCode >= 400 ? error.statusCode : 500;
     if (status >= 500) {
-      request.log.error({ err: { type: error.name, message: error.message, stack: error.stack } }, 'internal error');
+      request.log.error({ error: { type: error.name, message: error.message, stack: error.stack } }, 'internal error');
       return reply.code(500).send({ errors: [`internal error (request id ${request.id}); see Signet's log`] });
     }
     const messages: Record<string, string> = {
@@ -101,12 +102,25 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     reply.code(404).send({ errors: [`no route ${request.method} ${request.url.split('?')[0]}; see the README's HTTP API`] });
   });
 
+  // Host check (DNS rebinding) and caller authentication, before any route reads a body.
+  await app.register(securityPlugin, { config, services });
   await app.register(healthRoutes, { services });
   await app.register(signRoutes, { services });
   await app.register(verifyRoutes, { services });
   await app.register(jwksRoutes, { services });
   await app.register(keysRoutes, { services });
   await app.register(metricsRoutes, { services });
+
+  // Draining: a keep-alive connection that was busy when close() began would otherwise stay open until its
+  // keep-alive timeout and hold the shutdown; answering with Connection: close ends it after the response.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (closing) reply.header('connection', 'close');
+    return payload;
+  });
 
   app.addHook('onReady', async () => {
     await services.start();

@@ -8,6 +8,9 @@ import { parseDuration } from './duration.ts';
 import { ConfigError } from './errors.ts';
 import { isJwsAlg, type JwsAlg } from './jwt/algorithms.ts';
 import { REGISTERED_BY_SIGNET, type SignetClaim } from './jwt/claims.ts';
+import { parseCallersConfig, parseKeyCallers, type CallersConfig } from './security/callers.ts';
+import { parseAllowedHosts } from './security/hosts.ts';
+import { parseListenMode } from './security/socket.ts';
 
 export type AuthConfig =
   | { method: 'token'; tokenFile?: string; token?: string }
@@ -39,6 +42,8 @@ export interface KeyConfig {
   maxTtl: number;
   publishDelay: number;
   callerClaims: SignetClaim[];
+  /** Names of the callers (callers.tokens_file) that may sign with this key; undefined: every caller. */
+  callers?: string[];
 }
 
 export interface Config {
@@ -53,6 +58,14 @@ export interface Config {
   logLevel: string;
   /** Public base URL for the discovery document's jwks_uri; default http://<listen>. */
   publicUrl?: string;
+  /** Caller authentication; undefined: none (then only loopback or a unix socket may be listened on). */
+  callers?: CallersConfig;
+  /** Host names besides loopback that requests may name in their Host header (DNS-rebinding defence). */
+  allowedHosts: string[];
+  /** Mode of a unix socket (listen: unix:/path). */
+  listenMode: number;
+  /** Group that owns a unix socket (name or gid); default the process's. */
+  listenGroup?: string;
 }
 
 export const DEFAULTS = {
@@ -180,7 +193,7 @@ function parseAuth(raw: unknown, env: Env): AuthConfig {
   }
 }
 
-const KEY_FIELDS = ['name', 'alg', 'issuer', 'audiences', 'default_ttl', 'max_ttl', 'publish_delay', 'caller_claims'];
+const KEY_FIELDS = ['name', 'alg', 'issuer', 'audiences', 'default_ttl', 'max_ttl', 'publish_delay', 'caller_claims', 'callers'];
 
 function parseKey(raw: unknown, index: number, defaults: { jwksMaxAge: number; refreshInterval: number; clockSkew: number }): KeyConfig {
   const field = `keys[${index}]`;
@@ -219,10 +232,14 @@ function parseKey(raw: unknown, index: number, defaults: { jwksMaxAge: number; r
     }
     callerClaims = raw.caller_claims as SignetClaim[];
   }
-  return { name, alg: alg as JwsAlg | undefined, issuer, audiences, defaultTtl, maxTtl, publishDelay, callerClaims };
+  const callers = parseKeyCallers(raw.callers, `${field}.callers`);
+  return { name, alg: alg as JwsAlg | undefined, issuer, audiences, defaultTtl, maxTtl, publishDelay, callerClaims, callers };
 }
 
-const TOP_FIELDS = ['listen', 'vault', 'keys', 'default_key', 'jwks', 'refresh_interval', 'clock_skew', 'body_limit', 'log_level', 'public_url'];
+const TOP_FIELDS = [
+  'listen', 'vault', 'keys', 'default_key', 'jwks', 'refresh_interval', 'clock_skew', 'body_limit', 'log_level', 'public_url',
+  'callers', 'allowed_hosts', 'listen_mode', 'listen_group',
+];
 const VAULT_FIELDS = ['address', 'mount', 'namespace', 'ca_cert', 'client_cert', 'client_key', 'timeout', 'sign_timeout', 'auth'];
 
 /** Validates a parsed configuration document and applies the environment. */
@@ -234,12 +251,17 @@ export function buildConfig(doc: unknown, env: Env = process.env, options: { key
 
   const listen = env.SIGNET_LISTEN || string(root.listen, 'listen') || DEFAULTS.listen;
   if (!listen.startsWith('unix:')) splitHostPort(listen);
-  if (!isLoopbackListen(listen)) {
+  const callers = parseCallersConfig(root.callers);
+  if (!isLoopbackListen(listen) && !callers) {
     throw new ConfigError(
       'listen',
-      `${listen} is not a loopback address: anyone who can reach it could sign tokens. Listen on 127.0.0.1, ::1 or a unix socket`,
+      `${listen} is not a loopback address: anyone who can reach it could sign tokens. Listen on 127.0.0.1, ::1 or a unix socket, `
+        + 'or configure caller authentication (callers.tokens_file) to listen beyond loopback',
     );
   }
+  const listenMode = parseListenMode(root.listen_mode, listen, callers !== undefined);
+  const listenGroup = string(root.listen_group, 'listen_group');
+  if (listenGroup !== undefined && !listen.startsWith('unix:')) throw new ConfigError('listen_group', 'applies only to a unix socket (listen: unix:/path)');
 
   const address = env.VAULT_ADDR || string(vault.address, 'vault.address') || DEFAULTS.vaultAddress;
   try {
@@ -247,6 +269,10 @@ export function buildConfig(doc: unknown, env: Env = process.env, options: { key
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('scheme');
   } catch {
     throw new ConfigError(env.VAULT_ADDR ? 'VAULT_ADDR' : 'vault.address', 'must be an http:// or https:// URL');
+  }
+  // The address is logged at start-up and shown in errors: credentials in it would end up in every log.
+  if (/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(address)) {
+    throw new ConfigError(env.VAULT_ADDR ? 'VAULT_ADDR' : 'vault.address', 'must not contain credentials (user:password@); Signet authenticates with vault.auth');
   }
   const mount = string(vault.mount, 'vault.mount') ?? DEFAULTS.mount;
   if (!/^[A-Za-z0-9_.\-/]+$/.test(mount)) throw new ConfigError('vault.mount', 'must be a mount path such as "transit"');
@@ -266,6 +292,9 @@ export function buildConfig(doc: unknown, env: Env = process.env, options: { key
   if (root.keys !== undefined && !Array.isArray(root.keys)) throw new ConfigError('keys', 'must be a list of Transit keys');
   if (keysRequired && (!Array.isArray(root.keys) || root.keys.length === 0)) throw new ConfigError('keys', 'must list at least one Transit key');
   const keys = ((root.keys ?? []) as unknown[]).map((k, i) => parseKey(k, i, { jwksMaxAge, refreshInterval, clockSkew }));
+  keys.forEach((k, i) => {
+    if (k.callers && !callers) throw new ConfigError(`keys[${i}].callers`, 'names callers, which needs caller authentication (callers.tokens_file)');
+  });
   const seen = new Set<string>();
   keys.forEach((k, i) => {
     if (seen.has(k.name)) throw new ConfigError(`keys[${i}].name`, `key "${k.name}" is configured twice`);
@@ -308,6 +337,10 @@ export function buildConfig(doc: unknown, env: Env = process.env, options: { key
     bodyLimit,
     logLevel,
     publicUrl: string(root.public_url, 'public_url'),
+    callers,
+    allowedHosts: parseAllowedHosts(root.allowed_hosts),
+    listenMode,
+    listenGroup,
   };
 }
 

@@ -1,19 +1,17 @@
 // Runs Signet: build the app, listen, and shut down cleanly on SIGTERM/SIGINT (stop accepting, drain in-flight
 // requests, exit within a bounded time).
 
-import { chmodSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { buildApp, type AppDeps } from './app.ts';
 import { splitHostPort, type Config } from './config.ts';
+import { listenUnixSocket } from './security/socket.ts';
 
 export const SHUTDOWN_GRACE_MS = 10_000;
 
 export async function listen(app: FastifyInstance, config: Config): Promise<string> {
   if (config.listen.startsWith('unix:')) {
-    const path = config.listen.slice('unix:'.length);
-    await app.listen({ path });
-    // Only the owner and its group may connect: whoever can connect can sign.
-    chmodSync(path, 0o660);
+    // Only the owner and its group (listen_mode, listen_group) may connect: whoever can connect can sign.
+    await listenUnixSocket(app, config.listen.slice('unix:'.length), config.listenMode, config.listenGroup);
     return config.listen;
   }
   const { host, port } = splitHostPort(config.listen);

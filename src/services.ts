@@ -80,6 +80,7 @@ export function createServices(config: Config, log: Logger, options: ServiceOpti
     { ...DEFAULT_BATCHER, maxWaitMs: signBudgetMs, ...options.batcher },
     async (lane, inputs) => {
       const deadline = performance.now() + signBudgetMs;
+      const generation = auth.generation;
       // The first try is bounded by the pool's own timeouts (sign_timeout); a second one by what is left.
       const attempt = (signal?: AbortSignal) => transit.signBatch(lane.name, lane.version, lane.spec, inputs, signal);
       const rest = () => AbortSignal.timeout(Math.max(1, Math.ceil(deadline - performance.now())));
@@ -94,8 +95,10 @@ export function createServices(config: Config, log: Logger, options: ServiceOpti
           await new Promise((r) => setTimeout(r, 25 + Math.random() * 50));
           return await attempt(rest());
         }
+        // A 403 for a token that has meanwhile been replaced (the re-login finished while this call was out)
+        // is retried at once; otherwise wait for the re-login this 403 triggers.
         if (error instanceof VaultUnavailableError && error.reason === 'refused' && auth.canReauthenticate && left() > 200
-          && await auth.whenAuthenticated(left() - 100)) {
+          && (auth.generation !== generation || await auth.whenAuthenticated(left() - 100))) {
           metrics.signRetries.inc({ reason: 'refused' });
           return await attempt(rest());
         }

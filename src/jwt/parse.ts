@@ -36,6 +36,13 @@ export function parseToken(token: string): ParsedToken {
   if (!SEGMENT.test(headerSegment) || !SEGMENT.test(payloadSegment) || !SEGMENT.test(signature)) {
     throw new TokenInvalidError('token segments must be non-empty unpadded base64url');
   }
+  // Canonical encoding only: decoders ignore the spare low bits of the last character, so without this check one
+  // token would have several spellings (a signature segment altered in its last character would still verify).
+  for (const [segment, what] of [[headerSegment, 'header'], [payloadSegment, 'payload'], [signature, 'signature']] as const) {
+    if (Buffer.from(segment, 'base64url').toString('base64url') !== segment) {
+      throw new TokenInvalidError(`${what}: not canonical base64url (stray bits or length in its last characters)`);
+    }
+  }
   const header = decodeJson(headerSegment, 'header');
   if (typeof header.alg !== 'string') throw new TokenInvalidError('header alg: missing');
   if (header.alg === 'none') throw new TokenInvalidError('header alg: "none" is never accepted');

@@ -10,6 +10,11 @@ const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128];
 export function createMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'signet_process_' });
+  // prom-client exports these three as gauges named *_total, which `promtool check metrics` refuses (only counters
+  // end in _total); each is the sum of its per-type gauge without the suffix (signet_process_nodejs_active_handles…).
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+    registry.removeSingleMetric(`signet_process_${name}`);
+  }
   const r = [registry];
   return {
     registry,
@@ -34,6 +39,7 @@ export function createMetrics() {
     vaultUp: new Gauge({ name: 'signet_vault_up', help: '1 when Vault answered the last health probe unsealed (active or standby), else 0.', registers: r }),
     circuitState: new Gauge({ name: 'signet_vault_circuit_state', help: 'Circuit breaker of the sign path: 0 closed, 1 half-open, 2 open.', registers: r }),
     signRetries: new Counter({ name: 'signet_sign_retries_total', help: 'Sign calls to Vault tried a second time, by reason.', labelNames: ['reason'], registers: r }),
+    httpRefusals: new Counter({ name: 'signet_http_refusals_total', help: 'Requests refused at the entrance, by reason (host, caller_missing, caller_invalid, caller_unavailable).', labelNames: ['reason'], registers: r }),
     shedRequests: new Counter({ name: 'signet_shed_requests_total', help: 'Requests refused at once with 503, by reason (circuit_open, overloaded, event_loop).', labelNames: ['reason'], registers: r }),
   };
 }

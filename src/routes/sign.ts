@@ -3,6 +3,7 @@
 import underPressure from '@fastify/under-pressure';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { SignetError, VaultUnavailableError } from '../errors.ts';
+import { authorizeKeyUse } from '../security/callers.ts';
 import type { Services } from '../services.ts';
 import type { SignRequest } from '../signer/signer.ts';
 import { errorResponses } from './schemas.ts';
@@ -46,6 +47,7 @@ export function outcomeOf(error: unknown): string {
 export default async function signRoutes(app: FastifyInstance, { services }: { services: Services }): Promise<void> {
   const { signer, metrics, config } = services;
   const configured = new Set(config.keys.map((k) => k.name));
+  const keyConfigs = new Map(config.keys.map((k) => [k.name, k]));
 
   // Event-loop protection for the sign routes only (this plugin's context): when the loop lags, refuse new
   // signs at once rather than queue work that will answer too late. Health, JWKS and metrics keep answering.
@@ -64,6 +66,7 @@ export default async function signRoutes(app: FastifyInstance, { services }: { s
     const started = performance.now();
     const label = configured.has(name) ? name : '(unknown)';
     try {
+      authorizeKeyUse(keyConfigs.get(name), request.caller);
       const result = await signer.sign(name, configured.has(name), request.body as SignRequest);
       metrics.signRequests.inc({ key: label, outcome: 'ok' });
       return reply.send(result);

@@ -6,7 +6,6 @@
 // ({"errors": [...]}), and counted in signet_http_refusals_total{reason}.
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { Counter } from 'prom-client';
 import type { Config } from '../config.ts';
 import { isLoopbackListen } from '../config.ts';
 import type { Services } from '../services.ts';
@@ -33,12 +32,7 @@ function refuse(reply: FastifyReply, status: number, message: string, extra: Rec
 
 async function securityPlugin(app: FastifyInstance, { config, services }: { config: Config; services: Services }): Promise<void> {
   const allowedHosts = new Set(config.allowedHosts);
-  const refusals = new Counter({
-    name: 'signet_http_refusals_total',
-    help: 'Requests refused at the entrance, by reason (host, caller_missing, caller_invalid, caller_unavailable).',
-    labelNames: ['reason'],
-    registers: [services.metrics.registry],
-  });
+  const refusals = services.metrics.httpRefusals;
   const log = services.log.child({ component: 'security' });
 
   let tokens: CallerTokens | undefined;

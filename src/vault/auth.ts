@@ -53,6 +53,7 @@ export class VaultAuth implements TokenSource {
   #stopped = false;
   #reauthPending = false;
   #waiters: Array<(ok: boolean) => void> = [];
+  #generation = 0;
 
   constructor(config: AuthConfig, control: VaultControl, log: Logger, events: AuthEvents = {}) {
     this.#config = config;
@@ -131,8 +132,14 @@ export class VaultAuth implements TokenSource {
   }
 
   #setToken(token: string): void {
+    if (token !== this.#token) this.#generation++;
     this.#token = token;
     this.#control.setToken(token);
+  }
+
+  /** Changes whenever the token does: a call made under an older generation used a token already replaced. */
+  get generation(): number {
+    return this.#generation;
   }
 
   /** Gets a token (from the environment, a file or a login) and looks it up; on failure, retries with backoff. */

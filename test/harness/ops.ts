@@ -2,9 +2,12 @@
 // of throwing, HCL policy parsing, PromQL metric-name extraction, and running a command with its output kept.
 
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createMetrics } from '../../src/observability/metrics.ts';
 
 export const ROOT = new URL('../../', import.meta.url).pathname.replace(/\/$/, '');
+export const DASHBOARD_FILE = join(ROOT, 'deploy', 'grafana', 'signet-dashboard.json');
 
 /** One Vault HTTP call with an explicit token; answers the status and the parsed body (never throws on status). */
 export async function vaultRaw(address: string, token: string | undefined, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
@@ -96,6 +99,7 @@ export function run(command: string, args: string[], options: { cwd?: string; en
     child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
     child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
     child.on('error', reject);
+    child.stdin.on('error', () => { /* the command need not read its input (EPIPE) */ });
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
     child.stdin.end(options.input ?? '');
   });
@@ -105,4 +109,20 @@ export function run(command: string, args: string[], options: { cwd?: string; en
 export async function which(program: string): Promise<string | undefined> {
   const result = await run('sh', ['-c', `command -v ${program}`]);
   return result.code === 0 ? result.stdout.trim() : undefined;
+}
+
+/** Every PromQL expression of the Grafana dashboard: panel targets, and template-variable queries (label_values). */
+export function dashboardQueries(file = DASHBOARD_FILE): Array<{ where: string; expr: string; variable: boolean }> {
+  const dashboard = JSON.parse(readFileSync(file, 'utf8')) as {
+    panels: Array<{ title: string; targets?: Array<{ expr: string; refId: string }> }>;
+    templating: { list: Array<{ name: string; type: string; query: string | { query: string } }> };
+  };
+  const out: Array<{ where: string; expr: string; variable: boolean }> = [];
+  for (const panel of dashboard.panels) {
+    for (const t of panel.targets ?? []) out.push({ where: `panel "${panel.title}" ${t.refId}`, expr: t.expr, variable: false });
+  }
+  for (const v of dashboard.templating.list.filter((v) => v.type === 'query')) {
+    out.push({ where: `variable $${v.name}`, expr: typeof v.query === 'string' ? v.query : v.query.query, variable: true });
+  }
+  return out;
 }

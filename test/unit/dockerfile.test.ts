@@ -133,7 +133,7 @@ test('hadolint passes (when hadolint can be had here)', async (t) => {
   if (!hadolint && process.getuid?.() === 0 && await which('apt-cache')) {
     const policy = await run('apt-cache', ['policy', 'hadolint']);
     if (/Candidate:\s*(?!\(none\))\S+/.test(policy.stdout)) {
-      const install = await run('apt-get', ['install', '-y', 'hadolint'], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, timeoutMs: 300_000 });
+      const install = await run('apt-get', ['-o', 'DPkg::Lock::Timeout=300', 'install', '-y', 'hadolint'], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, timeoutMs: 300_000 });
       assert.equal(install.code, 0, `apt-get install -y hadolint failed:\n${install.stdout}\n${install.stderr}`);
       hadolint = await which('hadolint');
     }
