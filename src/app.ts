@@ -40,8 +40,8 @@ function validationMessage(error: FastifyError): string {
   return `${where}: ${first.message ?? 'invalid'}`;
 }
 
-export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
-  const logger = deps.logger ?? createLogger(config.logLevel);
+/** A fastify instance with Signet's common settings: strict Ajv, request ids, error shape, timeouts. */
+function createFastify(config: Config, logger: Logger): FastifyInstance {
   const app: FastifyInstance = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: config.bodyLimit,
@@ -57,9 +57,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     },
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } },
   });
-  const services = createServices(config, logger, deps);
-  app.decorate('services', services);
-
   // Only JSON bodies: a browser page cannot send application/json cross-origin without a preflight.
   app.removeContentTypeParser('text/plain');
 
@@ -102,6 +99,15 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     reply.code(404).send({ errors: [`no route ${request.method} ${request.url.split('?')[0]}; see the README's HTTP API`] });
   });
 
+  return app;
+}
+
+export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
+  const logger = deps.logger ?? createLogger(config.logLevel);
+  const app = createFastify(config, logger);
+  const services = createServices(config, logger, deps);
+  app.decorate('services', services);
+
   // Host check (DNS rebinding) and caller authentication, before any route reads a body.
   await app.register(securityPlugin, { config, services });
   await app.register(healthRoutes, { services });
@@ -128,5 +134,19 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.addHook('onClose', async () => {
     await services.stop();
   });
+  return app;
+}
+
+/**
+ * The optional public listener (`public_listen`): the JWKS, discovery, health and metrics of a running Signet,
+ * read-only and with no way to sign, so that verifiers in other pods, the kubelet and Prometheus can reach them
+ * while the signing API stays on loopback. It shares the main app's services and is started and stopped with it.
+ */
+export async function buildPublicApp(config: Config, services: Services): Promise<FastifyInstance> {
+  const app = createFastify(config, services.log);
+  app.decorate('services', services);
+  await app.register(healthRoutes, { services });
+  await app.register(jwksRoutes, { services });
+  await app.register(metricsRoutes, { services });
   return app;
 }

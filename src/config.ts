@@ -66,6 +66,8 @@ export interface Config {
   listenMode: number;
   /** Group that owns a unix socket (name or gid); default the process's. */
   listenGroup?: string;
+  /** host:port of the read-only public listener (JWKS, discovery, health, metrics); undefined: none. */
+  publicListen?: string;
 }
 
 export const DEFAULTS = {
@@ -238,7 +240,7 @@ function parseKey(raw: unknown, index: number, defaults: { jwksMaxAge: number; r
 
 const TOP_FIELDS = [
   'listen', 'vault', 'keys', 'default_key', 'jwks', 'refresh_interval', 'clock_skew', 'body_limit', 'log_level', 'public_url',
-  'callers', 'allowed_hosts', 'listen_mode', 'listen_group',
+  'callers', 'allowed_hosts', 'listen_mode', 'listen_group', 'public_listen',
 ];
 const VAULT_FIELDS = ['address', 'mount', 'namespace', 'ca_cert', 'client_cert', 'client_key', 'timeout', 'sign_timeout', 'auth'];
 
@@ -261,6 +263,16 @@ export function buildConfig(doc: unknown, env: Env = process.env, options: { key
   }
   const listenMode = parseListenMode(root.listen_mode, listen, callers !== undefined);
   const listenGroup = string(root.listen_group, 'listen_group');
+  // The public listener serves only what is public (keys, health, metrics), so it may bind any address.
+  const publicListen = env.SIGNET_PUBLIC_LISTEN || string(root.public_listen, 'public_listen');
+  if (publicListen !== undefined) {
+    try {
+      splitHostPort(publicListen);
+    } catch {
+      throw new ConfigError('public_listen', 'must be host:port or [ipv6]:port (a unix socket is not supported here)');
+    }
+    if (publicListen === listen) throw new ConfigError('public_listen', 'must differ from listen');
+  }
   if (listenGroup !== undefined && !listen.startsWith('unix:')) throw new ConfigError('listen_group', 'applies only to a unix socket (listen: unix:/path)');
 
   const address = env.VAULT_ADDR || string(vault.address, 'vault.address') || DEFAULTS.vaultAddress;
@@ -341,6 +353,7 @@ export function buildConfig(doc: unknown, env: Env = process.env, options: { key
     allowedHosts: parseAllowedHosts(root.allowed_hosts),
     listenMode,
     listenGroup,
+    publicListen,
   };
 }
 

@@ -2,7 +2,7 @@
 // requests, exit within a bounded time).
 
 import type { FastifyInstance } from 'fastify';
-import { buildApp, type AppDeps } from './app.ts';
+import { buildApp, buildPublicApp, type AppDeps } from './app.ts';
 import { splitHostPort, type Config } from './config.ts';
 import { listenUnixSocket } from './security/socket.ts';
 
@@ -18,10 +18,27 @@ export async function listen(app: FastifyInstance, config: Config): Promise<stri
   return app.listen({ host, port });
 }
 
-export async function serve(config: Config, deps: AppDeps = {}): Promise<{ app: FastifyInstance; address: string; close(): Promise<void> }> {
+export interface Running {
+  app: FastifyInstance;
+  address: string;
+  /** The read-only public listener, when public_listen is set. */
+  publicApp?: FastifyInstance;
+  publicAddress?: string;
+  close(): Promise<void>;
+}
+
+export async function serve(config: Config, deps: AppDeps = {}): Promise<Running> {
   const app = await buildApp(config, deps);
   const address = await listen(app, config);
   app.log.info({ event: 'listening', address, keys: config.keys.map((k) => k.name), vault: config.vault.address }, `Signet listening on ${address}`);
+  let publicApp: FastifyInstance | undefined;
+  let publicAddress: string | undefined;
+  if (config.publicListen) {
+    publicApp = await buildPublicApp(config, app.services);
+    const { host, port } = splitHostPort(config.publicListen);
+    publicAddress = await publicApp.listen({ host, port });
+    app.log.info({ event: 'listening_public', address: publicAddress }, `read-only public listener (JWKS, discovery, health, metrics) on ${publicAddress}`);
+  }
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
@@ -30,10 +47,11 @@ export async function serve(config: Config, deps: AppDeps = {}): Promise<{ app: 
         process.exit(1);
       }, SHUTDOWN_GRACE_MS);
       timer.unref();
+      await publicApp?.close();
       await app.close();
       clearTimeout(timer);
     })();
     return closing;
   };
-  return { app, address, close };
+  return { app, address, publicApp, publicAddress, close };
 }
