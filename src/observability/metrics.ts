@@ -28,6 +28,8 @@ export function createMetrics() {
     queueLength: new Gauge({ name: 'signet_sign_queue_length', help: 'Sign requests waiting for a Vault call, by key.', labelNames: ['key'], registers: r }),
     signingVersion: new Gauge({ name: 'signet_key_signing_version', help: 'Vault key version that signs now, by key.', labelNames: ['key', 'alg'], registers: r }),
     signingKeyAge: new Gauge({ name: 'signet_key_signing_version_age_seconds', help: 'Age of the signing version (since its creation in Vault), seconds.', labelNames: ['key'], registers: r }),
+    autoRotatePeriod: new Gauge({ name: 'signet_key_auto_rotate_period_seconds', help: "Transit's auto_rotate_period of the key, seconds (0: not set).", labelNames: ['key'], registers: r }),
+    publishDelay: new Gauge({ name: 'signet_key_publish_delay_seconds', help: 'Configured publish_delay of the key, seconds.', labelNames: ['key'], registers: r }),
     nextStateChange: new Gauge({ name: 'signet_key_next_state_change_seconds', help: 'Seconds until a version of the key changes state by schedule (absent: none scheduled).', labelNames: ['key'], registers: r }),
     publishedKeys: new Gauge({ name: 'signet_jwks_keys', help: 'Public keys published in the JWKS.', registers: r }),
     keyRefresh: new Counter({ name: 'signet_key_refresh_total', help: 'Key state reads from Vault by key and outcome.', labelNames: ['key', 'outcome'], registers: r }),

@@ -12,6 +12,8 @@ export function updateGauges(services: Services): void {
     metrics.queueLength.set({ key: k.name }, batcher.queued(k.name));
     if (!view) continue;
     metrics.signingVersion.set({ key: k.name, alg: view.alg }, view.signing.version);
+    metrics.autoRotatePeriod.set({ key: k.name }, view.autoRotatePeriod);
+    metrics.publishDelay.set({ key: k.name }, k.publishDelay);
     if (view.signing.createdAt > 0) metrics.signingKeyAge.set({ key: k.name }, now - view.signing.createdAt);
     metrics.keyStateAge.set({ key: k.name }, (Date.now() - view.loadedAt) / 1000);
     if (view.nextChangeAt !== undefined) metrics.nextStateChange.set({ key: k.name }, Math.max(0, view.nextChangeAt - now));
