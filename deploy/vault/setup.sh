@@ -137,7 +137,9 @@ export VAULT_FORMAT=table
 v() { "$VAULT_BIN" "$@"; }
 
 # True when `vault secrets list` / `vault auth list` has a mount at PATH/ (top-level keys of the JSON answer).
-has_mount() { v "$1" list -format=json | grep -q "^  \"$2/\": {"; }
+# (Read the whole answer first: with pipefail, `vault … | grep -q` fails when grep exits before vault has written
+# everything, SIGPIPE, and the mount would look absent.)
+has_mount() { local listing; listing=$(v "$1" list -format=json) && grep -q "^  \"$2/\": {" <<<"$listing"; }
 
 # --- 1. Transit -------------------------------------------------------------------------------------------------
 if has_mount secrets "$TRANSIT_MOUNT"; then

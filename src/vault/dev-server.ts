@@ -55,8 +55,8 @@ export interface VaultServer {
   resume(): void;
 }
 
-/** Minimal Vault HTTP call with an explicit token, for setting a Vault up (never on Signet's paths). */
-export async function vaultApi(address: string, token: string | undefined, method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
+/** One Vault HTTP call with an explicit token; answers the status and the parsed body (never throws on status). */
+export async function vaultRaw(address: string, token: string | undefined, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
   const response = await fetch(`${address}/v1/${path}`, {
     method,
     headers: { ...(token ? { 'x-vault-token': token } : {}), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
@@ -64,8 +64,16 @@ export async function vaultApi(address: string, token: string | undefined, metho
     signal: AbortSignal.timeout(15_000),
   });
   const text = await response.text();
-  const json = text ? JSON.parse(text) as Record<string, unknown> : {};
-  if (!response.ok) throw new Error(`Vault ${method} ${path}: HTTP ${response.status} ${JSON.stringify(json.errors ?? '')}`);
+  let parsed: unknown;
+  try { parsed = text ? JSON.parse(text) : undefined; } catch { parsed = text; }
+  return { status: response.status, body: parsed };
+}
+
+/** Minimal Vault HTTP call with an explicit token, for setting a Vault up (never on Signet's paths). */
+export async function vaultApi(address: string, token: string | undefined, method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
+  const { status, body: answer } = await vaultRaw(address, token, method, path, body);
+  const json = (answer && typeof answer === 'object' ? answer : {}) as Record<string, unknown>;
+  if (status >= 400) throw new Error(`Vault ${method} ${path}: HTTP ${status} ${JSON.stringify(json.errors ?? '')}`);
   return json;
 }
 

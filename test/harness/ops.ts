@@ -9,19 +9,7 @@ import { createMetrics } from '../../src/observability/metrics.ts';
 export const ROOT = new URL('../../', import.meta.url).pathname.replace(/\/$/, '');
 export const DASHBOARD_FILE = join(ROOT, 'deploy', 'grafana', 'signet-dashboard.json');
 
-/** One Vault HTTP call with an explicit token; answers the status and the parsed body (never throws on status). */
-export async function vaultRaw(address: string, token: string | undefined, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const response = await fetch(`${address}/v1/${path}`, {
-    method,
-    headers: { ...(token ? { 'x-vault-token': token } : {}), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(15_000),
-  });
-  const text = await response.text();
-  let parsed: unknown;
-  try { parsed = text ? JSON.parse(text) : undefined; } catch { parsed = text; }
-  return { status: response.status, body: parsed };
-}
+export { vaultRaw } from '../../src/vault/dev-server.ts';
 
 /** The `path "…" { capabilities = [...] }` rules of an HCL policy, comments ignored: path → sorted capabilities. */
 export function policyRules(hcl: string): Map<string, string[]> {
