@@ -36,6 +36,34 @@ export function cpuSeconds(pid: number): number {
   }
 }
 
+/** CPU time all processes used (user, nice, system, irq, softirq; from /proc/stat), seconds. */
+export function machineBusySeconds(): number {
+  cpuSeconds(process.pid); // sets clockTicks
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0] = fields;
+    return (user + nice + system + irq + softirq) / clockTicks!;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Waits until the processes use less than `threshold` % of one core (sampled over 250 ms), at most `timeoutMs`.
+ * A load generator that stops abandons its requests in flight, but the server still works them off (Vault signs
+ * an abandoned batch_input to the end): the next measurement must not start before that work is done.
+ */
+export async function waitIdle(pids: number[], threshold = 10, timeoutMs = 60_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const before = pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+    await sleep(250);
+    const used = pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0) - before;
+    if ((used / 0.25) * 100 < threshold) return true;
+  }
+  return false;
+}
+
 /** p-th percentile (0-100) of a sorted array, nearest rank. */
 export function percentile(sorted: ArrayLike<number>, p: number): number {
   if (sorted.length === 0) return Number.NaN;

@@ -3,8 +3,10 @@
 // It stops when its stdin closes (the benchmark went away) or on SIGTERM / SIGINT.
 //
 // Environment: BENCH_VAULT_ADDR, BENCH_VAULT_TOKEN, BENCH_KEYS (JSON list of key configurations),
-// BENCH_BATCHING (on | off).
+// BENCH_BATCHING (on | off), BENCH_BATCHER (optional JSON of batcher options, e.g. {"maxInFlight": 2}).
+// A line "mem" on stdin answers with process.memoryUsage().
 
+import { createInterface } from 'node:readline';
 import { buildApp } from '../src/app.ts';
 import { buildConfig } from '../src/config.ts';
 import { announce } from './lib.ts';
@@ -19,7 +21,8 @@ const config = buildConfig({
   log_level: 'warn',
 }, { VAULT_TOKEN: process.env.BENCH_VAULT_TOKEN });
 
-const app = await buildApp(config, { batcher: { enabled: batching } });
+const tuning = JSON.parse(process.env.BENCH_BATCHER || '{}') as Record<string, number>;
+const app = await buildApp(config, { batcher: { ...tuning, enabled: batching } });
 
 let closing = false;
 async function shutdown(): Promise<void> {
@@ -37,7 +40,9 @@ process.once('SIGTERM', () => void shutdown());
 process.once('SIGINT', () => void shutdown());
 process.stdin.on('end', () => void shutdown());
 process.stdin.on('error', () => void shutdown());
-process.stdin.resume();
+createInterface({ input: process.stdin }).on('line', (line) => {
+  if (line.trim() === 'mem') announce({ memory: process.memoryUsage() });
+});
 
 await app.listen({ host: '127.0.0.1', port: 0 });
 const { port } = app.server.address() as { port: number };
