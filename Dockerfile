@@ -14,9 +14,16 @@
 # (listen: unix:/run/signet/signet.sock). EXPOSE 8250 documents the port; publishing it (-p 8250:8250) reaches
 # Signet only when it listens on 0.0.0.0:8250 with callers.tokens_file (and allowed_hosts for the names used).
 #
+# Public listener: with public_listen: 0.0.0.0:8251 (or SIGNET_PUBLIC_LISTEN), Signet also serves a read-only
+# listener with only GET /healthz, /readyz, /metrics, the JWKS (/.well-known/jwks.json, /v1/jwks) and
+# /.well-known/openid-configuration, no Host check and no way to sign: that is the port for verifiers, Prometheus
+# and the kubelet's httpGet probes (deploy/kubernetes/ uses it). EXPOSE 8251 documents it; the default
+# configuration leaves it off.
+#
 # Read-only root filesystem: Signet writes nothing to disk (logs go to stdout); the code and node_modules belong to
 # root and are read-only for the runtime user. Only a unix socket needs a writable directory (mount an emptyDir or
-# a tmpfs at its directory). The HEALTHCHECK and the Kubernetes probes run bin/healthcheck.js with Node itself.
+# a tmpfs at its directory). The HEALTHCHECK runs bin/healthcheck.js with Node itself, against the signing listener
+# (loopback or unix socket), so it needs no public listener.
 
 # ---- dependencies: production only, from the lockfile, no install scripts -------------------------------------
 FROM node:24-bookworm-slim AS deps
@@ -56,7 +63,7 @@ COPY deploy/signet.example.yaml /etc/signet/signet.yaml
 # The node image's unprivileged user, by number so that Kubernetes can check runAsNonRoot.
 USER 1000:1000
 
-EXPOSE 8250
+EXPOSE 8250 8251
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
   CMD ["node", "bin/healthcheck.js", "/healthz"]

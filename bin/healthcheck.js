@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// Health probe for containers: Docker's HEALTHCHECK and Kubernetes exec probes. It needs nothing but Node (the
-// image has no curl or wget) and reaches Signet where Signet listens, on loopback or a unix socket, which an
-// httpGet probe from the kubelet cannot.
+// Health probe for containers: Docker's HEALTHCHECK (and exec probes where no public_listen is set). It needs
+// nothing but Node (the image has no curl or wget) and reaches Signet where Signet listens, on loopback or a
+// unix socket. In Kubernetes, httpGet probes on the public listener (public_listen) are the simpler choice.
 //
 //   node bin/healthcheck.js [/healthz | /readyz]
 //

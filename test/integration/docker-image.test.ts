@@ -2,8 +2,10 @@
 // directory tree standing in for the image (WORKDIR, COPY with .dockerignore applied, COPY --from, ENV, USER), its
 // `npm ci --omit=dev` runs clean in the deps stage, and then the image's CMD starts Signet from that tree, as the
 // image's non-root user, with the image's default /etc/signet/signet.yaml, against a real Vault and a token that
-// holds only vault-policy.hcl. /healthz, /readyz, signing and the HEALTHCHECK command must work, SIGTERM must stop
-// it cleanly, and nothing may be written into the tree (read-only root filesystem).
+// holds only vault-policy.hcl. /healthz, /readyz, signing and the HEALTHCHECK command must work; with
+// SIGNET_PUBLIC_LISTEN set, the read-only public listener (what deploy/kubernetes/ probes, scrapes and publishes)
+// must serve health, the JWKS, discovery and metrics under any Host and refuse to sign; SIGTERM must stop it
+// cleanly, and nothing may be written into the tree (read-only root filesystem).
 //
 // Two liberties, both noted where they happen: the started process is this test's own Node 24 (process.execPath;
 // the image's `node` comes from its base image, and --omit=dev leaves out the devDependency that pins Node here),
@@ -18,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, isAbsolute, join, posix, relative } from 'node:path';
 import { freePort } from '../../src/vault/dev-server.ts';
 import { copyOf, dockerignored, execForm, readDockerfile, stages, type Stage } from '../harness/dockerfile.ts';
+import { rawRequest } from '../harness/http.ts';
 import { ROOT, run, type RunResult } from '../harness/ops.ts';
 import { startVault, type TestVault } from '../harness/vault.ts';
 
@@ -100,6 +103,7 @@ describe('the Docker image\'s file tree and command, without Docker', () => {
   let output = '';
   let url: string;
   let listen: string;
+  let publicPort: number;
   let env: NodeJS.ProcessEnv;
   let before_: Map<string, string>;
   const notes: string[] = [];
@@ -139,6 +143,7 @@ describe('the Docker image\'s file tree and command, without Docker', () => {
     const token = await vault.api('POST', 'auth/token/create', { policies: ['signet'], no_default_policy: true, ttl: '1h' });
     listen = `127.0.0.1:${await freePort()}`;
     url = `http://${listen}`;
+    publicPort = await freePort();
     env = {
       PATH: '/usr/local/bin:/usr/bin:/bin',
       ...Object.fromEntries(Object.entries(image.env).map(([k, v]) => [k, mapArg(v)])),
@@ -146,6 +151,8 @@ describe('the Docker image\'s file tree and command, without Docker', () => {
       VAULT_TOKEN: (token.auth as { client_token: string }).client_token,
       // The image listens on 127.0.0.1:8250; the test takes a free port so that runs cannot collide.
       SIGNET_LISTEN: listen,
+      // The public listener, off in the image's default configuration; deploy/kubernetes/ turns it on (0.0.0.0:8251).
+      SIGNET_PUBLIC_LISTEN: `127.0.0.1:${publicPort}`,
     };
 
     before_ = snapshot(image.root);
@@ -206,7 +213,24 @@ describe('the Docker image\'s file tree and command, without Docker', () => {
     }
   });
 
-  test('the HEALTHCHECK command succeeds, for /healthz and for /readyz (as the Kubernetes probes run it)', async () => {
+  test('the public listener (SIGNET_PUBLIC_LISTEN) serves health, keys and metrics under any Host, and cannot sign', async () => {
+    // The kubelet's httpGet probes name the pod IP in Host, verifiers a Service name: neither is a loopback name.
+    for (const host of ['10.1.2.3:8251', 'example-app-signet.signet-example.svc:8251']) {
+      for (const path of ['/healthz', '/readyz', '/.well-known/jwks.json', '/v1/jwks', '/.well-known/openid-configuration', '/metrics']) {
+        const response = await rawRequest({ port: publicPort, path, headers: { host } });
+        assert.equal(response.status, 200, `GET ${path} (Host ${host}): ${response.text.slice(0, 200)}`);
+      }
+      for (const [method, path] of [['POST', '/v1/sign/app'], ['POST', '/v1/sign'], ['POST', '/v1/verify'], ['GET', '/v1/keys']] as const) {
+        const response = await rawRequest({ method, port: publicPort, path, headers: { host }, body: method === 'POST' ? { claims: {} } : undefined });
+        assert.equal(response.status, 404, `${method} ${path} (Host ${host}) on the public listener`);
+      }
+    }
+    const jwks = (await rawRequest({ port: publicPort, path: '/.well-known/jwks.json' })).body as { keys: Array<{ alg: string }> };
+    assert.deepEqual(jwks.keys.map((k) => k.alg), ['ES256'], 'the ES256 key is published, the HMAC key never');
+    assert.match(output, /"event":"listening_public"/);
+  });
+
+  test('the HEALTHCHECK command succeeds, for /healthz and for /readyz', async () => {
     assert.equal(healthcheck[0], 'node');
     for (const args of [healthcheck.slice(1), [healthcheck[1]!, '/readyz']]) {
       const result = await run(process.execPath, args, { cwd: inImage('.'), env, uid, gid, timeoutMs: 10_000 });
@@ -230,6 +254,7 @@ describe('the Docker image\'s file tree and command, without Docker', () => {
     const down: RunResult = await run(process.execPath, healthcheck.slice(1), { cwd: inImage('.'), env, uid, gid, timeoutMs: 10_000 });
     assert.equal(down.code, 1);
     assert.match(down.stderr, /ECONNREFUSED/);
+    await assert.rejects(rawRequest({ port: publicPort, path: '/healthz' }), /ECONNREFUSED/, 'the public listener outlived Signet');
     const after_ = snapshot(image.root);
     const changed = [...after_].filter(([path, sig]) => before_.get(path) !== sig).map(([path]) => path);
     const removed = [...before_.keys()].filter((path) => !after_.has(path));

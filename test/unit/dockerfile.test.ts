@@ -1,6 +1,7 @@
 // The Dockerfile, checked statically (there is no Docker engine here): multi-stage on Node 24, production
-// dependencies only, non-root, read-only-root friendly, a HEALTHCHECK that needs only Node, EXPOSE, OCI labels,
-// the documented CMD, and every file it copies exists and is inside the build context (.dockerignore).
+// dependencies only, non-root, read-only-root friendly, a HEALTHCHECK that needs only Node, EXPOSE of the signing and
+// public ports, OCI labels, the documented CMD, and every file it copies exists and is inside the build context
+// (.dockerignore).
 // hadolint runs too when it can be had (on PATH, $HADOLINT, or Debian's packages); else that one test is skipped.
 // test/integration/docker-image.test.ts builds the image's file tree and runs its command.
 
@@ -80,9 +81,9 @@ test('HEALTHCHECK runs Node itself (no curl, wget or shell), on a script the ima
   assert.match(match[1]!, /--timeout=\d+s/);
 });
 
-test('EXPOSE 8250 and the documented CMD', () => {
+test('EXPOSE 8250 (signing) and 8251 (the read-only public listener), and the documented CMD', () => {
   const exposed = final.instructions.filter((i) => i.keyword === 'EXPOSE').flatMap((i) => i.args.split(/\s+/));
-  assert.ok(exposed.includes('8250') || exposed.includes('8250/tcp'), `EXPOSE ${exposed.join(' ')}`);
+  for (const port of ['8250', '8251']) assert.ok(exposed.includes(port) || exposed.includes(`${port}/tcp`), `EXPOSE ${exposed.join(' ')}`);
   const cmds = final.instructions.filter((i) => i.keyword === 'CMD');
   assert.equal(cmds.length, 1);
   assert.deepEqual(execForm(cmds[0]!.args), ['node', 'src/cli.ts', 'serve', '--config', '/etc/signet/signet.yaml']);

@@ -1,16 +1,20 @@
 // deploy/kubernetes/: every manifest parses (yaml parseAllDocuments, no errors or warnings); the Deployment runs
-// Signet as a native sidecar with a projected "vault"-audience token for Kubernetes auth, exec probes on /healthz
-// and /readyz, resources and restrictive security contexts everywhere; the ConfigMap's signet.yaml is a valid
-// Signet configuration (checked with Signet's own buildConfig) that agrees with the Deployment, the image and
-// deploy/vault/setup.sh; metrics are scraped (annotations and a ServiceMonitor) through a proxy that forwards
-// only read-only endpoints.
+// Signet as a native sidecar with a projected "vault"-audience token for Kubernetes auth, resources and restrictive
+// security contexts everywhere, and no other sidecar (the nginx proxy that once exposed the read-only endpoints is
+// gone); the ConfigMap's signet.yaml is a valid Signet configuration (checked with Signet's own buildConfig) whose
+// signing listener stays on loopback and whose public_listen is the Signet container's one declared port; httpGet
+// probes (/healthz, /readyz), the Prometheus annotations, the Service and the ServiceMonitor all use that port; and
+// the public app Signet builds from this configuration serves those paths and no way to sign.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { parseAllDocuments, parse } from 'yaml';
-import { buildConfig, isLoopbackListen } from '../../src/config.ts';
+import { buildPublicApp } from '../../src/app.ts';
+import { buildConfig, isLoopbackListen, splitHostPort } from '../../src/config.ts';
+import { createLogger } from '../../src/observability/logger.ts';
+import { createServices } from '../../src/services.ts';
 import { execForm, readDockerfile, stages } from '../harness/dockerfile.ts';
 import { ROOT } from '../harness/ops.ts';
 
@@ -37,7 +41,6 @@ const signetYaml = parse(configMap.data['signet.yaml'] as string) as Obj;
 
 const finalStage = stages(readDockerfile()).at(-1)!;
 const imageCmd = execForm(finalStage.instructions.find((i) => i.keyword === 'CMD')!.args)!;
-const imageWorkdir = finalStage.instructions.filter((i) => i.keyword === 'WORKDIR').at(-1)!.args;
 const imageUser = Number(finalStage.instructions.filter((i) => i.keyword === 'USER').at(-1)!.args.split(':')[0]);
 const setupDefault = (name: string): string => {
   const match = new RegExp(`^${name}=\\$\\{${name}:-([^}]*)\\}$`, 'm').exec(readFileSync(join(ROOT, 'deploy', 'vault', 'setup.sh'), 'utf8'));
@@ -45,22 +48,11 @@ const setupDefault = (name: string): string => {
   return match[1]!;
 };
 
-/** nginx `location [=] PATH { ... }` blocks, with nested braces matched. */
-function nginxLocations(conf: string): Array<{ exact: boolean; path: string; body: string }> {
-  const text = conf.replace(/#.*$/gm, '');
-  const out: Array<{ exact: boolean; path: string; body: string }> = [];
-  for (const m of text.matchAll(/\blocation\s+(=\s+)?(\S+)\s*\{/g)) {
-    let depth = 1;
-    let i = m.index + m[0].length;
-    const start = i;
-    for (; i < text.length && depth > 0; i++) {
-      if (text[i] === '{') depth++;
-      else if (text[i] === '}') depth--;
-    }
-    if (depth !== 0) throw new Error(`unbalanced braces after location ${m[2]}`);
-    out.push({ exact: Boolean(m[1]), path: m[2]!, body: text.slice(start, i - 1) });
-  }
-  return out;
+const signetPorts = (signet?.ports ?? []) as Obj[];
+const publicPort = signetPorts.find((p) => p.name === 'public');
+/** The Signet container port a probe, Service or monitor names (by name or by number). */
+function signetPort(ref: unknown): Obj | undefined {
+  return signetPorts.find((p) => p.name === ref || p.containerPort === ref);
 }
 
 test('every manifest parses, and names its apiVersion, kind, name and (where namespaced) the example namespace', () => {
@@ -94,6 +86,18 @@ test('Signet is a native sidecar: an init container with restartPolicy Always, s
   assert.equal(signetUrl, `http://${signetYaml.listen}`, 'the app reaches Signet where it listens');
 });
 
+test('no proxy sidecar: Signet and the app are the only containers, signet.yaml the only ConfigMap', () => {
+  // Signet's own public_listen serves the read-only endpoints; the nginx signet-public proxy it replaced is gone.
+  assert.deepEqual(initContainers.map((c) => c.name), ['signet']);
+  assert.deepEqual((pod.containers as Obj[]).map((c) => c.name), ['app']);
+  for (const c of containers) assert.doesNotMatch(String(c.image), /nginx|envoy|haproxy|caddy|traefik/i, `${c.name}: ${c.image}`);
+  assert.deepEqual(byKind('ConfigMap').map((c) => c.metadata.name), ['signet-config']);
+  assert.deepEqual(Object.keys(configMap.data as Obj), ['signet.yaml']);
+  // Every volume is mounted somewhere: nothing is left over from the proxy.
+  const mounted = new Set(containers.flatMap((c) => ((c.volumeMounts ?? []) as Obj[]).map((m) => m.name as string)));
+  for (const v of pod.volumes as Obj[]) assert.ok(mounted.has(v.name), `volume ${v.name} is mounted by no container`);
+});
+
 test('Vault Kubernetes auth: a projected service-account token with audience vault, mounted where signet.yaml reads it', () => {
   const volume = (pod.volumes as Obj[]).find((v) => v.projected?.sources?.some((s: Obj) => s.serviceAccountToken));
   assert.ok(volume, 'no projected service-account token volume');
@@ -120,6 +124,9 @@ test('signet.yaml in the ConfigMap is a valid Signet configuration, on loopback,
   const config = buildConfig(signetYaml, {});
   assert.equal(config.vault.auth.method, 'kubernetes');
   assert.ok(isLoopbackListen(config.listen));
+  // Signing needs no caller token only because nothing outside the pod reaches the signing listener.
+  assert.equal(config.callers, undefined);
+  assert.ok(!config.listen.startsWith('unix:'), 'the app reaches Signet over the pod\'s loopback');
   const configPath = imageCmd[imageCmd.indexOf('--config') + 1]!;
   const mount = (signet.volumeMounts as Obj[]).find((m) => m.name === 'signet-config')!;
   const volume = (pod.volumes as Obj[]).find((v) => v.name === 'signet-config')!;
@@ -131,20 +138,45 @@ test('signet.yaml in the ConfigMap is a valid Signet configuration, on loopback,
   assert.deepEqual(setupDefault('SIGNET_KEYS').replace(/^"|"$/g, '').split(' ').map((s) => s.split(':').filter((_, i) => i !== 1).join(':')), ['app:ES256', 'app-hmac:HS256']);
 });
 
-test('probes: startup and readiness on /readyz, liveness on /healthz, run by bin/healthcheck.js inside the image', () => {
+test('public_listen: every interface, on the Signet container\'s one declared port, apart from the signing listener', () => {
+  const config = buildConfig(signetYaml, {});
+  assert.ok(config.publicListen, 'signet.yaml sets no public_listen');
+  const { host, port } = splitHostPort(config.publicListen);
+  // The kubelet, Prometheus and the Service connect to the pod IP: a loopback public listener would miss them all.
+  assert.ok(['0.0.0.0', '::'].includes(host), `public_listen ${config.publicListen}: bind every interface`);
+  assert.ok(!isLoopbackListen(config.publicListen));
+  assert.notEqual(port, splitHostPort(config.listen).port, 'the public listener and the signing listener share a port');
+  // Signet declares exactly the public listener's port, named so probes, the Service and the monitor can use it.
+  assert.ok(publicPort, 'the signet container declares no port named public');
+  assert.deepEqual(signetPorts.map((p) => [p.name, p.containerPort, p.protocol ?? 'TCP']), [['public', port, 'TCP']]);
+  // The signing listener is no pod port: no container declares it, nothing could expose it.
+  const signingPort = splitHostPort(config.listen).port;
+  for (const c of containers) {
+    for (const p of (c.ports ?? []) as Obj[]) assert.notEqual(p.containerPort, signingPort, `${c.name} declares the signing port`);
+  }
+  assert.equal(pod.hostNetwork, undefined, 'with the host\'s network the loopback would be the node\'s');
+});
+
+test('probes: httpGet on the public port; startup and readiness on /readyz, liveness on /healthz', () => {
   const path = (probe: Obj | undefined) => {
-    assert.ok(probe?.exec, 'Signet listens on loopback: kubelet httpGet probes would miss it, so probes exec');
-    const [node, script, target] = probe.exec.command as string[];
-    assert.equal(node, 'node');
-    assert.ok(script!.startsWith(`${imageWorkdir}/`), `${script} is not under the image's WORKDIR ${imageWorkdir}`);
-    assert.ok(existsSync(join(ROOT, posix.relative(imageWorkdir, script!))), `${script} is not in the image`);
-    assert.ok(probe.timeoutSeconds >= 2, 'Node needs a moment to start');
-    return target;
+    assert.ok(probe?.httpGet, 'the public listener answers the kubelet: probes are httpGet');
+    assert.equal(probe.exec, undefined);
+    assert.equal(probe.tcpSocket, undefined);
+    assert.equal(probe.grpc, undefined);
+    const get = probe.httpGet as Obj;
+    assert.equal(signetPort(get.port), publicPort, `probe port ${get.port} is not Signet's public port`);
+    assert.ok(get.scheme === undefined || get.scheme === 'HTTP', `scheme ${get.scheme}: the public listener is plain HTTP`);
+    assert.equal(get.host, undefined, 'the kubelet probes the pod IP');
+    assert.equal(get.httpHeaders, undefined, 'the public listener needs no Host header');
+    assert.ok(probe.timeoutSeconds >= 1 && probe.periodSeconds >= 1);
+    return get.path;
   };
   assert.equal(path(signet.startupProbe), '/readyz');
   assert.equal(path(signet.readinessProbe), '/readyz');
   assert.equal(path(signet.livenessProbe), '/healthz');
   assert.ok(signet.startupProbe.periodSeconds * signet.startupProbe.failureThreshold >= 60, 'time to log in to Vault and load keys');
+  // /readyz turns 503 in a Vault outage: liveness must not restart Signet for that, so it watches /healthz only.
+  assert.ok(signet.livenessProbe.failureThreshold >= 3);
   for (const c of containers) assert.ok(c.readinessProbe && c.livenessProbe, `${c.name}: readiness and liveness probes`);
 });
 
@@ -180,44 +212,70 @@ test('restrictive security contexts: non-root, read-only root, no capabilities, 
   assert.equal(ns.metadata.labels['pod-security.kubernetes.io/enforce'], 'restricted');
 });
 
-test('metrics are scraped: annotations and a ServiceMonitor, both on a port some container serves', () => {
+test('metrics are scraped on the public port: annotations and a ServiceMonitor', () => {
   const annotations = deployment.spec.template.metadata.annotations as Obj;
   assert.equal(annotations['prometheus.io/scrape'], 'true');
   assert.equal(annotations['prometheus.io/path'], '/metrics');
-  const ports = containers.flatMap((c) => (c.ports ?? []) as Obj[]);
-  assert.ok(ports.some((p) => String(p.containerPort) === annotations['prometheus.io/port']), `no container port ${annotations['prometheus.io/port']}`);
+  assert.equal(annotations['prometheus.io/port'], String(publicPort?.containerPort), 'the annotations scrape Signet\'s public listener');
 
   const monitor = byKind('ServiceMonitor')[0]!;
   const service = byKind('Service').find((s) => Object.entries(monitor.spec.selector.matchLabels as Obj).every(([k, v]) => s.metadata.labels?.[k] === v));
   assert.ok(service, 'the ServiceMonitor selects no Service');
-  const endpoint = (monitor.spec.endpoints as Obj[])[0]!;
+  assert.equal(byKind('Service').filter((s) => Object.entries(monitor.spec.selector.matchLabels as Obj).every(([k, v]) => s.metadata.labels?.[k] === v)).length, 1);
+  const endpoints = monitor.spec.endpoints as Obj[];
+  assert.equal(endpoints.length, 1);
+  const endpoint = endpoints[0]!;
   assert.equal(endpoint.path, '/metrics');
+  assert.ok(endpoint.scheme === undefined || endpoint.scheme === 'http');
   const servicePort = (service.spec.ports as Obj[]).find((p) => p.name === endpoint.port)!;
   assert.ok(servicePort, `the Service has no port ${endpoint.port}`);
-  assert.ok(ports.some((p) => p.name === servicePort.targetPort || p.containerPort === servicePort.targetPort), `no container port ${servicePort.targetPort}`);
-  const podLabels = deployment.spec.template.metadata.labels as Obj;
-  assert.ok(Object.entries(service.spec.selector as Obj).every(([k, v]) => podLabels[k] === v), 'the Service does not select the pods');
+  assert.equal(signetPort(servicePort.targetPort), publicPort, `the monitored Service port targets ${servicePort.targetPort}, not Signet's public port`);
 });
 
-test('the public proxy forwards only read-only GETs to Signet; signing is not reachable from outside the pod', () => {
-  const conf = byKind('ConfigMap').find((c) => c.metadata.name === 'signet-public-proxy')!.data['signet-public.conf'] as string;
-  const allowed = new Set(['/.well-known/jwks.json', '/.well-known/openid-configuration', '/v1/jwks', '/metrics', '/healthz', '/readyz']);
-  const locations = nginxLocations(conf);
-  assert.ok(locations.length >= allowed.size + 1, `${locations.length} locations parsed`);
-  const proxied = locations.filter((l) => /proxy_pass/.test(l.body));
-  assert.deepEqual(new Set(proxied.map((l) => l.path)), allowed);
-  for (const l of proxied) {
-    assert.ok(l.exact, `${l.path}: exact match only`);
-    assert.match(l.body, /limit_except GET \{ deny all; \}/, `${l.path}: GET (and HEAD) only`);
-    assert.match(l.body, new RegExp(`proxy_pass http://${signetYaml.listen.replace(/\./g, '\\.')};`), `${l.path}: proxies to Signet's listen address`);
+test('the Service publishes only the public listener, for the pods, also while they are not ready', () => {
+  const services = byKind('Service');
+  assert.equal(services.length, 1);
+  const service = services[0]!;
+  const podLabels = deployment.spec.template.metadata.labels as Obj;
+  assert.ok(Object.entries(service.spec.selector as Obj).every(([k, v]) => podLabels[k] === v), 'the Service does not select the pods');
+  const ports = service.spec.ports as Obj[];
+  assert.equal(ports.length, 1, 'one port: the public listener');
+  assert.equal(signetPort(ports[0]!.targetPort), publicPort, `the Service targets ${ports[0]!.targetPort}, not Signet's public port`);
+  assert.equal(ports[0]!.port, publicPort?.containerPort, 'the Service port is the public listener\'s (public_url names it)');
+  assert.ok(service.spec.type === undefined || service.spec.type === 'ClusterIP', `type ${service.spec.type}`);
+  // A Vault outage makes /readyz (and the pods) not ready; the JWKS still serves the last good key state then.
+  assert.equal(service.spec.publishNotReadyAddresses, true);
+
+  // The discovery document's jwks_uri points at this Service, on this port.
+  const url = new URL(signetYaml.public_url as string);
+  assert.equal(url.protocol, 'http:');
+  assert.match(url.hostname, new RegExp(`^${service.metadata.name}\\.${service.metadata.namespace}\\.svc(\\.cluster\\.local)?$`));
+  assert.equal(url.port, String(ports[0]!.port));
+  assert.equal(url.pathname, '/');
+});
+
+test('the public app Signet builds from this signet.yaml serves the probed, scraped and published paths, and cannot sign', async () => {
+  const config = buildConfig(signetYaml, {});
+  const log = createLogger('silent');
+  const app = await buildPublicApp(config, createServices(config, log));
+  try {
+    const served = [
+      signet.startupProbe.httpGet.path, signet.readinessProbe.httpGet.path, signet.livenessProbe.httpGet.path,
+      deployment.spec.template.metadata.annotations['prometheus.io/path'], (byKind('ServiceMonitor')[0]!.spec.endpoints as Obj[])[0]!.path,
+      '/.well-known/jwks.json', '/v1/jwks', '/.well-known/openid-configuration',
+    ] as string[];
+    for (const url of served) assert.ok(app.hasRoute({ method: 'GET', url }), `the public listener does not serve GET ${url}`);
+    for (const [method, url] of [['POST', '/v1/sign/:key'], ['POST', '/v1/sign'], ['POST', '/v1/verify'], ['GET', '/v1/keys']] as const) {
+      assert.equal(app.hasRoute({ method, url }), false, `the public listener serves ${method} ${url}`);
+    }
+    // The kubelet names the pod IP in Host, verifiers the Service: the public listener answers both.
+    for (const host of [`10.1.2.3:${publicPort?.containerPort}`, new URL(signetYaml.public_url as string).host]) {
+      const health = await app.inject({ method: 'GET', url: '/healthz', headers: { host } });
+      assert.equal(health.statusCode, 200, `Host ${host}: ${health.body}`);
+      const sign = await app.inject({ method: 'POST', url: '/v1/sign/app', headers: { host, 'content-type': 'application/json' }, payload: '{"claims":{}}' });
+      assert.equal(sign.statusCode, 404, `Host ${host}: POST /v1/sign/app answered ${sign.statusCode}`);
+    }
+  } finally {
+    await app.close();
   }
-  assert.match(conf, /proxy_set_header Host (localhost|127\.0\.0\.1);/, 'Signet answers only requests naming a loopback host');
-  const fallback = locations.find((l) => l.path === '/' && !l.exact);
-  assert.match(fallback?.body ?? '', /return 404;/);
-  assert.doesNotMatch(conf.replace(/#.*$/gm, ''), /\/v1\/sign|\/v1\/verify|\/v1\/keys/);
-  const publicPort = Number(/listen\s+(\d+);/.exec(conf)![1]);
-  const proxy = initContainers.find((c) => c.name === 'signet-public')!;
-  assert.equal(proxy.restartPolicy, 'Always');
-  assert.ok((proxy.ports as Obj[]).some((p) => p.containerPort === publicPort));
-  assert.equal(signetYaml.public_url.replace(/^.*:(\d+)$/, '$1'), String(publicPort), 'the discovery document points at the proxy');
 });
