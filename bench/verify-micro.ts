@@ -7,7 +7,7 @@
 
 import { createPublicKey, verify as cryptoVerify, webcrypto, type KeyObject } from 'node:crypto';
 import { createInterface } from 'node:readline';
-import { compactVerify } from 'jose';
+import { compactVerify, importJWK } from 'jose';
 import { buildApp } from '../src/app.ts';
 import { buildConfig } from '../src/config.ts';
 import { announce } from './lib.ts';
@@ -72,7 +72,7 @@ async function measure(alg: string, tokens: string[], seconds: number): Promise<
   if (!found) throw new Error(`kid ${header.kid} of the ${alg} tokens is not in the keyring`);
   const { kty, crv, x, y, n, e } = found.version.jwk as Record<string, string>;
   const keyObject: KeyObject = createPublicKey({ key: { kty, crv, x, y, n, e } as import('node:crypto').JsonWebKey, format: 'jwk' });
-  const cryptoKey = found.version.verifyKey!;
+  const cryptoKey = await importJWK({ kty, crv, x, y, n, e }, alg) as CryptoKey;
   const [digest, keyInput] = alg === 'ES256' ? ['sha256', { key: keyObject, dsaEncoding: 'ieee-p1363' as const }]
     : alg === 'RS256' ? ['sha256', keyObject]
       : [null, keyObject];

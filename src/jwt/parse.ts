@@ -13,7 +13,25 @@ export interface ParsedToken {
   /** `header.payload`, the bytes that were signed. */
   signingInput: string;
   payloadSegment: string;
+  /** The signature segment as it appears in the token. */
   signature: string;
+  /** Its bytes, decoded once. */
+  signatureBytes: Buffer;
+}
+
+const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+/**
+ * Whether an unpadded base64url segment (already known to use only the alphabet) is the one canonical spelling
+ * of its bytes: a length of 1 mod 4 encodes nothing, and the bits the last character carries beyond the data
+ * must be zero. Decoders ignore those bits, so without this one token would have several spellings.
+ */
+export function isCanonicalBase64url(segment: string): boolean {
+  const rest = segment.length % 4;
+  if (rest === 1) return false;
+  if (rest === 0) return true;
+  const last = ALPHABET.indexOf(segment[segment.length - 1]!);
+  return rest === 2 ? (last & 0x0f) === 0 : (last & 0x03) === 0;
 }
 
 function decodeJson(segment: string, what: string): Record<string, unknown> {
@@ -39,7 +57,7 @@ export function parseToken(token: string): ParsedToken {
   // Canonical encoding only: decoders ignore the spare low bits of the last character, so without this check one
   // token would have several spellings (a signature segment altered in its last character would still verify).
   for (const [segment, what] of [[headerSegment, 'header'], [payloadSegment, 'payload'], [signature, 'signature']] as const) {
-    if (Buffer.from(segment, 'base64url').toString('base64url') !== segment) {
+    if (!isCanonicalBase64url(segment)) {
       throw new TokenInvalidError(`${what}: not canonical base64url (stray bits or length in its last characters)`);
     }
   }
@@ -53,7 +71,13 @@ export function parseToken(token: string): ParsedToken {
   if (Object.hasOwn(header, 'b64')) throw new TokenInvalidError('header b64: unencoded payloads are not accepted');
   if (typeof header.cty === 'string' && header.cty.toUpperCase() === 'JWT') throw new TokenInvalidError('header cty: nested JWTs are not accepted');
   if (typeof header.kid !== 'string' || header.kid.length === 0) throw new TokenInvalidError('header kid: missing');
-  return { header: header as ParsedToken['header'], signingInput: `${headerSegment}.${payloadSegment}`, payloadSegment, signature };
+  return {
+    header: header as ParsedToken['header'],
+    signingInput: `${headerSegment}.${payloadSegment}`,
+    payloadSegment,
+    signature,
+    signatureBytes: Buffer.from(signature, 'base64url'),
+  };
 }
 
 export function decodePayload(segment: string): Record<string, unknown> {

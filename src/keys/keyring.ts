@@ -2,7 +2,7 @@
 // to it. Views are recomputed when Vault's state changes or when the schedule's next transition time passes,
 // so a version turns active or retired on time even between refreshes (and even while Vault is away).
 
-import { createHash } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
 import type { JWK } from 'jose';
 import type { KeyConfig } from '../config.ts';
 import { algSpec, type AlgSpec, type JwsAlg } from '../jwt/algorithms.ts';
@@ -17,7 +17,7 @@ export interface VersionView {
   state: VersionState;
   nextChangeAt?: number;
   jwk?: JWK;
-  verifyKey?: CryptoKey;
+  publicKey?: KeyObject;
 }
 
 export interface KeyView {
@@ -110,7 +110,7 @@ export class Keyring {
         const material = loaded.materials.get(s.version)!;
         return {
           version: s.version, kid: material.kid, createdAt: s.createdAt, state: s.state, nextChangeAt: s.nextChangeAt,
-          jwk: material.jwk, verifyKey: material.verifyKey,
+          jwk: material.jwk, publicKey: material.publicKey,
         };
       });
       const view: KeyView = {

@@ -2,7 +2,8 @@
 // and reused across refreshes (parsing and importing keys is the expensive part of verification).
 
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
-import { calculateJwkThumbprint, importJWK, type JWK } from 'jose';
+import { calculateJwkThumbprint, type JWK } from 'jose';
+import { keyFitsAlg } from '../jwt/signature.ts';
 import { VaultResponseError } from '../errors.ts';
 import type { JwsAlg, TransitKeyType } from '../jwt/algorithms.ts';
 import { isSymmetric } from '../jwt/algorithms.ts';
@@ -12,8 +13,8 @@ export interface VersionMaterial {
   kid: string;
   /** Public JWK with kid, alg and use; undefined for HMAC keys, which are never published. */
   jwk?: JWK;
-  /** Public key imported once for the alg, for local verification; undefined for HMAC keys (verified through Vault). */
-  verifyKey?: CryptoKey;
+  /** Public key imported once, for local verification; undefined for HMAC keys (verified through Vault). */
+  publicKey?: KeyObject;
 }
 
 /** Turns Vault's public key of one version into a JWK (without kid/alg/use). */
@@ -46,8 +47,8 @@ export async function buildMaterial(
     return { kid: digest.subarray(0, 16).toString('base64url') };
   }
   if (!version.publicKey) throw new VaultResponseError(`Vault returned no public key for "${name}" version ${version.version}`);
-  const { jwk } = publicJwk(type, version.publicKey);
+  const { jwk, key } = publicJwk(type, version.publicKey);
+  if (!keyFitsAlg(alg, key)) throw new VaultResponseError(`the public key of version ${version.version} does not fit ${alg}`);
   const kid = await calculateJwkThumbprint(jwk, 'sha256');
-  const verifyKey = (await importJWK(jwk, alg)) as CryptoKey;
-  return { kid, jwk: { ...jwk, kid, alg, use: 'sig' }, verifyKey };
+  return { kid, jwk: { ...jwk, kid, alg, use: 'sig' }, publicKey: key };
 }

@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict';
+import { constants, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { test } from 'node:test';
+import { CompactSign } from 'jose';
+import type { JwsAlg } from '../../src/jwt/algorithms.ts';
+import { keyFitsAlg, verifySignature } from '../../src/jwt/signature.ts';
+
+const ec = (namedCurve: string) => generateKeyPairSync('ec', { namedCurve });
+const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const ed = generateKeyPairSync('ed25519');
+const KEYS: Record<JwsAlg, { privateKey: KeyObject; publicKey: KeyObject } | undefined> = {
+  EdDSA: ed, Ed25519: ed, ES256: ec('P-256'), ES384: ec('P-384'), ES512: ec('P-521'),
+  RS256: rsa, RS384: rsa, RS512: rsa, PS256: rsa, PS384: rsa, PS512: rsa, HS256: undefined, HS384: undefined, HS512: undefined,
+};
+
+async function jws(alg: JwsAlg, key: KeyObject): Promise<{ input: string; signature: Buffer }> {
+  const token = await new CompactSign(new TextEncoder().encode('{"sub":"x"}')).setProtectedHeader({ alg, kid: 'k' }).sign(key);
+  const [h, p, s] = token.split('.');
+  return { input: `${h}.${p}`, signature: Buffer.from(s!, 'base64url') };
+}
+
+for (const alg of ['EdDSA', 'Ed25519', 'ES256', 'ES384', 'ES512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'] as const) {
+  test(`${alg}: a jose-made signature verifies; a changed input or signature does not`, async () => {
+    const { privateKey, publicKey } = KEYS[alg]!;
+    assert.equal(keyFitsAlg(alg, publicKey), true);
+    const { input, signature } = await jws(alg, privateKey);
+    assert.equal(verifySignature(alg, publicKey, input, signature), true);
+    assert.equal(verifySignature(alg, publicKey, `${input}x`, signature), false);
+    const flipped = Buffer.from(signature);
+    flipped[0]! ^= 1;
+    assert.equal(verifySignature(alg, publicKey, input, flipped), false);
+    assert.equal(verifySignature(alg, publicKey, input, signature.subarray(1)), false);
+  });
+}
+
+test('RS256 and PS256 signatures of the same key are not interchangeable', async () => {
+  const rs = await jws('RS256', rsa.privateKey);
+  assert.equal(verifySignature('PS256', rsa.publicKey, rs.input, rs.signature), false);
+  const ps = await jws('PS256', rsa.privateKey);
+  assert.equal(verifySignature('RS256', rsa.publicKey, ps.input, ps.signature), false);
+});
+
+test('PS256 requires the salt to be as long as the hash (Vault\'s default "auto" salt is refused)', () => {
+  const input = 'a.b';
+  const longSalt = sign('sha256', Buffer.from(input), { key: rsa.privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_MAX_SIGN });
+  assert.equal(verifySignature('PS256', rsa.publicKey, input, longSalt), false);
+  const hashSalt = sign('sha256', Buffer.from(input), { key: rsa.privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 });
+  assert.equal(verifySignature('PS256', rsa.publicKey, input, hashSalt), true);
+});
+
+test('ECDSA: DER-encoded signatures (Vault\'s asn1 default) are refused; only R||S of the curve\'s length', () => {
+  const { privateKey, publicKey } = KEYS.ES256!;
+  const der = sign('sha256', Buffer.from('a.b'), privateKey);
+  assert.equal(verifySignature('ES256', publicKey, 'a.b', der), false);
+  const p1363 = sign('sha256', Buffer.from('a.b'), { key: privateKey, dsaEncoding: 'ieee-p1363' });
+  assert.equal(verifySignature('ES256', publicKey, 'a.b', p1363), true);
+  assert.equal(verifySignature('ES384', publicKey, 'a.b', p1363), false, 'ES256 signature checked as ES384');
+});
+
+test('keyFitsAlg: the key type, curve and size must fit the alg', () => {
+  assert.equal(keyFitsAlg('ES256', KEYS.ES384!.publicKey), false);
+  assert.equal(keyFitsAlg('ES256', rsa.publicKey), false);
+  assert.equal(keyFitsAlg('RS256', ed.publicKey), false);
+  assert.equal(keyFitsAlg('EdDSA', KEYS.ES256!.publicKey), false);
+  assert.equal(keyFitsAlg('RS256', generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey), false);
+  assert.equal(keyFitsAlg('HS256', rsa.publicKey), false);
+  assert.equal(keyFitsAlg('RS256', rsa.privateKey), false, 'only public keys');
+  assert.equal(verifySignature('HS256', rsa.publicKey, 'a.b', Buffer.alloc(32)), false);
+});
