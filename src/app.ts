@@ -64,6 +64,7 @@ function createFastify(config: Config, logger: Logger): FastifyInstance {
     reply.header('x-request-id', request.id);
   });
   app.addHook('onResponse', async (request, reply) => {
+    if (!logger.isLevelEnabled('debug')) return;
     request.log.debug({ method: request.method, url: request.routeOptions.url, status: reply.statusCode, ms: reply.elapsedTime }, 'request');
   });
 

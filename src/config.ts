@@ -68,6 +68,16 @@ export interface Config {
   listenGroup?: string;
   /** host:port of the read-only public listener (JWKS, discovery, health, metrics); undefined: none. */
   publicListen?: string;
+  batching: BatchingConfig;
+}
+
+export interface BatchingConfig {
+  enabled: boolean;
+  /** Vault calls in flight per key version: about as many as Vault has cores (it signs one batch per core). */
+  maxInFlight: number;
+  maxBatchSize: number;
+  /** Sign requests waiting per key version before new ones are refused with 503. */
+  maxQueue: number;
 }
 
 export const DEFAULTS = {
@@ -84,6 +94,9 @@ export const DEFAULTS = {
   clockSkew: 60,
   bodyLimit: 16 * 1024,
   logLevel: 'info',
+  maxInFlight: 2,
+  maxBatchSize: 64,
+  maxQueue: 2048,
 } as const;
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -240,8 +253,28 @@ function parseKey(raw: unknown, index: number, defaults: { jwksMaxAge: number; r
 
 const TOP_FIELDS = [
   'listen', 'vault', 'keys', 'default_key', 'jwks', 'refresh_interval', 'clock_skew', 'body_limit', 'log_level', 'public_url',
-  'callers', 'allowed_hosts', 'listen_mode', 'listen_group', 'public_listen',
+  'callers', 'allowed_hosts', 'listen_mode', 'listen_group', 'public_listen', 'batching',
 ];
+
+function positiveInteger(value: unknown, field: string, fallback: number, max: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > max) {
+    throw new ConfigError(field, `must be a whole number from 1 to ${max}`);
+  }
+  return value;
+}
+
+function parseBatching(raw: unknown): BatchingConfig {
+  const batching = object(raw, 'batching');
+  onlyKnown(batching, 'batching', ['enabled', 'max_in_flight', 'max_batch_size', 'max_queue']);
+  if (batching.enabled !== undefined && typeof batching.enabled !== 'boolean') throw new ConfigError('batching.enabled', 'must be true or false');
+  return {
+    enabled: batching.enabled !== false,
+    maxInFlight: positiveInteger(batching.max_in_flight, 'batching.max_in_flight', DEFAULTS.maxInFlight, 256),
+    maxBatchSize: positiveInteger(batching.max_batch_size, 'batching.max_batch_size', DEFAULTS.maxBatchSize, 1024),
+    maxQueue: positiveInteger(batching.max_queue, 'batching.max_queue', DEFAULTS.maxQueue, 1_000_000),
+  };
+}
 const VAULT_FIELDS = ['address', 'mount', 'namespace', 'ca_cert', 'client_cert', 'client_key', 'timeout', 'sign_timeout', 'auth'];
 
 /** Validates a parsed configuration document and applies the environment. */
@@ -354,6 +387,7 @@ export function buildConfig(doc: unknown, env: Env = process.env, options: { key
     listenMode,
     listenGroup,
     publicListen,
+    batching: parseBatching(root.batching),
   };
 }
 

@@ -77,7 +77,15 @@ export function createServices(config: Config, log: Logger, options: ServiceOpti
   const refresher = new KeyRefresher(config, control, keyring, log, (key, outcome) => metrics.keyRefresh.inc({ key, outcome }));
   const signBudgetMs = config.vault.signTimeout * 1000;
   const batcher = new SignBatcher(
-    { ...DEFAULT_BATCHER, maxWaitMs: signBudgetMs, ...options.batcher },
+    {
+      ...DEFAULT_BATCHER,
+      enabled: config.batching.enabled,
+      maxInFlight: config.batching.maxInFlight,
+      maxBatchSize: config.batching.maxBatchSize,
+      maxQueue: config.batching.maxQueue,
+      maxWaitMs: signBudgetMs,
+      ...options.batcher,
+    },
     async (lane, inputs) => {
       const deadline = performance.now() + signBudgetMs;
       const generation = auth.generation;

@@ -24,7 +24,7 @@ export interface BatcherOptions {
 
 export const DEFAULT_BATCHER: BatcherOptions = {
   enabled: true,
-  maxInFlight: 4,
+  maxInFlight: 2,
   maxBatchSize: 64,
   maxBatchCostMs: 25,
   maxQueue: 2048,

@@ -24,7 +24,20 @@ export interface SignResult {
   expires_at: number;
 }
 
-const newJti = (): string => randomBytes(16).toString('base64url');
+// 128 random bits per jti, drawn from a pooled buffer: one randomBytes call per 256 tokens instead of one each
+// (it was 6-7 % of Signet's CPU at 64 clients, measured with --cpu-prof).
+const JTI_BYTES = 16;
+let pool = Buffer.alloc(0);
+let offset = 0;
+function newJti(): string {
+  if (offset + JTI_BYTES > pool.length) {
+    pool = randomBytes(JTI_BYTES * 256);
+    offset = 0;
+  }
+  const jti = pool.toString('base64url', offset, offset + JTI_BYTES);
+  offset += JTI_BYTES;
+  return jti;
+}
 
 export class Signer {
   readonly #keyring: Keyring;
