@@ -47,8 +47,11 @@ LABEL org.opencontainers.image.title="signet" \
       org.opencontainers.image.licenses="MPL-2.0" \
       org.opencontainers.image.base.name="docker.io/library/node:24-bookworm-slim"
 
+# A small young generation keeps RSS down under load (npm run bench, ES256, 64 clients: 195 MB → 135 MB) at no
+# measurable cost in throughput.
 ENV NODE_ENV=production \
-    SIGNET_CONFIG=/etc/signet/signet.yaml
+    SIGNET_CONFIG=/etc/signet/signet.yaml \
+    NODE_OPTIONS=--max-semi-space-size=4
 
 WORKDIR /app
 # Node 24 runs the TypeScript sources directly (type stripping): there is no build step and no dist/.
