@@ -38,6 +38,10 @@ export interface KeyConfig {
   alg?: JwsAlg;
   issuer: string;
   audiences?: string[];
+  /** Whole-value pattern every `aud` must match. */
+  audiencePattern?: RegExp;
+  /** Whole-value pattern `sub` must match (and `sub` is then required). */
+  subjectPattern?: RegExp;
   defaultTtl: number;
   maxTtl: number;
   publishDelay: number;
@@ -208,7 +212,22 @@ function parseAuth(raw: unknown, env: Env): AuthConfig {
   }
 }
 
-const KEY_FIELDS = ['name', 'alg', 'issuer', 'audiences', 'default_ttl', 'max_ttl', 'publish_delay', 'caller_claims', 'callers'];
+const KEY_FIELDS = [
+  'name', 'alg', 'issuer', 'audiences', 'audience_pattern', 'subject_pattern', 'default_ttl', 'max_ttl', 'publish_delay',
+  'caller_claims', 'callers',
+];
+
+/** A claim pattern from the configuration, anchored so it must match the whole value. */
+function pattern(value: unknown, field: string): RegExp | undefined {
+  const source = string(value, field);
+  if (source === undefined) return undefined;
+  if (source.length > 512) throw new ConfigError(field, 'must be at most 512 characters');
+  try {
+    return new RegExp(`^(?:${source})$`, 'u');
+  } catch (error) {
+    throw new ConfigError(field, `is not a valid regular expression (${(error as Error).message.replace(/^Invalid regular expression: /, '')})`);
+  }
+}
 
 function parseKey(raw: unknown, index: number, defaults: { jwksMaxAge: number; refreshInterval: number; clockSkew: number }): KeyConfig {
   const field = `keys[${index}]`;
@@ -248,7 +267,12 @@ function parseKey(raw: unknown, index: number, defaults: { jwksMaxAge: number; r
     callerClaims = raw.caller_claims as SignetClaim[];
   }
   const callers = parseKeyCallers(raw.callers, `${field}.callers`);
-  return { name, alg: alg as JwsAlg | undefined, issuer, audiences, defaultTtl, maxTtl, publishDelay, callerClaims, callers };
+  return {
+    name, alg: alg as JwsAlg | undefined, issuer, audiences,
+    audiencePattern: pattern(raw.audience_pattern, `${field}.audience_pattern`),
+    subjectPattern: pattern(raw.subject_pattern, `${field}.subject_pattern`),
+    defaultTtl, maxTtl, publishDelay, callerClaims, callers,
+  };
 }
 
 const TOP_FIELDS = [

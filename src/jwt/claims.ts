@@ -12,6 +12,10 @@ export interface ClaimsPolicy {
   issuer: string;
   /** When set, every `aud` value must be one of these. */
   audiences?: readonly string[];
+  /** When set, every `aud` value must match it (whole value). */
+  audiencePattern?: RegExp;
+  /** When set, `sub` is required and must match it (whole value). */
+  subjectPattern?: RegExp;
   defaultTtl: number;
   maxTtl: number;
   /** Claims of REGISTERED_BY_SIGNET a caller is allowed to set. */
@@ -106,9 +110,24 @@ export function issueClaims(input: IssueInput, policy: ClaimsPolicy, now: number
         }
       }
     }
+    if (policy.audiencePattern) {
+      for (const value of values as string[]) {
+        if (!policy.audiencePattern.test(value)) {
+          throw new ClaimPolicyError("claim aud: a value does not match this key's audience_pattern (keys[].audience_pattern)");
+        }
+      }
+    }
   }
   if (Object.hasOwn(claims, 'sub') && typeof claims.sub !== 'string') {
     throw new InvalidRequestError('claim sub: must be a string');
+  }
+  if (policy.subjectPattern) {
+    if (!Object.hasOwn(claims, 'sub')) {
+      throw new ClaimPolicyError('claim sub: required by this key (keys[].subject_pattern)');
+    }
+    if (!policy.subjectPattern.test(claims.sub as string)) {
+      throw new ClaimPolicyError("claim sub: does not match this key's subject_pattern (keys[].subject_pattern)");
+    }
   }
 
   const ttl = input.ttl ?? policy.defaultTtl;

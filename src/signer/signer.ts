@@ -87,6 +87,8 @@ export class Signer {
     const issued = issueClaims({ claims: request.claims, ttl }, {
       issuer: config.issuer,
       audiences: config.audiences,
+      audiencePattern: config.audiencePattern,
+      subjectPattern: config.subjectPattern,
       defaultTtl: config.defaultTtl,
       maxTtl: config.maxTtl,
       callerMaySet: new Set(config.callerClaims),

@@ -13,7 +13,8 @@ describe('refusals', () => {
   before(async () => {
     vault = await startVault();
     await vault.createKey('app', 'ecdsa-p256');
-    signet = await startSignet(vault, [{ name: 'app', audiences: ['api'], max_ttl: '1h' }]);
+    await vault.createKey('users', 'ed25519');
+    signet = await startSignet(vault, [{ name: 'app', audiences: ['api'], max_ttl: '1h' }, { name: 'users', subject_pattern: 'user-[0-9]+' }]);
     await eventually(async () => (await signet.get('/readyz')).status === 200, 10_000, 'readiness');
   });
   after(async () => {
@@ -32,6 +33,8 @@ describe('refusals', () => {
     { name: 'empty body', body: '', status: 400, error: 'request body is empty; send a JSON object' },
     { name: 'reserved claim', body: { claims: { iss: 'https://evil.test' } }, status: 403, error: /^claim iss: set by Signet/ },
     { name: 'audience outside the allow-list', body: { claims: { aud: 'billing' } }, status: 403, error: /^claim aud: a value is not in this key's audience allow-list/ },
+    { name: 'sub outside the subject_pattern', path: '/v1/sign/users', body: { claims: { sub: 'admin' } }, status: 403, error: "claim sub: does not match this key's subject_pattern (keys[].subject_pattern)" },
+    { name: 'sub missing where a subject_pattern is set', path: '/v1/sign/users', body: { claims: {} }, status: 403, error: 'claim sub: required by this key (keys[].subject_pattern)' },
     { name: 'unknown key', path: '/v1/sign/nope', body: { claims: {} }, status: 404, error: /^unknown key "nope"/ },
     { name: 'not JSON', body: 'claims=1', headers: { 'content-type': 'application/x-www-form-urlencoded' }, status: 415, error: 'Content-Type must be application/json' },
     { name: 'text/plain', body: '{"claims":{}}', headers: { 'content-type': 'text/plain' }, status: 415, error: 'Content-Type must be application/json' },

@@ -308,3 +308,26 @@ describe('validateClaims', () => {
     assert.match(validateClaims(claims, { ...check, now: exp }).join(), /expired/);
   });
 });
+
+describe('subject and audience patterns (keys[].subject_pattern, keys[].audience_pattern)', () => {
+  const now = 1_800_000_000;
+  const base = {
+    issuer: 'https://i', defaultTtl: 300, maxTtl: 3600, callerMaySet: new Set<never>(), limits: DEFAULT_CLAIM_LIMITS,
+    subjectPattern: /^(?:user-[0-9]+)$/u, audiencePattern: /^(?:api(-[a-z]+)?)$/u,
+  };
+  test('a matching sub and aud pass', () => {
+    const { claims } = issueClaims({ claims: { sub: 'user-42', aud: ['api', 'api-eu'] } }, base, now, () => 'j');
+    assert.equal(claims.sub, 'user-42');
+  });
+  test('sub is required when a subject_pattern is set', () => {
+    assert.throws(() => issueClaims({ claims: {} }, base, now, () => 'j'), { status: 403, message: 'claim sub: required by this key (keys[].subject_pattern)' });
+  });
+  test('a sub that matches only in part is refused, without echoing it', () => {
+    assert.throws(() => issueClaims({ claims: { sub: 'user-42; admin' } }, base, now, () => 'j'),
+      (e: Error) => e.message === "claim sub: does not match this key's subject_pattern (keys[].subject_pattern)" && !e.message.includes('admin'));
+  });
+  test('every aud value must match the audience_pattern', () => {
+    assert.throws(() => issueClaims({ claims: { sub: 'user-1', aud: ['api', 'billing'] } }, base, now, () => 'j'),
+      { status: 403, message: "claim aud: a value does not match this key's audience_pattern (keys[].audience_pattern)" });
+  });
+});

@@ -345,3 +345,13 @@ test('batching: on by default with 2 calls in flight; every field checked and na
   assert.throws(() => buildConfig({ ...base, batching: { enabled: 'yes' } }, { VAULT_TOKEN: 't' }), /configuration: batching\.enabled: must be true or false/);
   assert.throws(() => buildConfig({ ...base, batching: { size: 3 } }, { VAULT_TOKEN: 't' }), /configuration: batching\.size: unknown field/);
 });
+
+test('subject_pattern and audience_pattern: anchored, and a bad expression names the field', () => {
+  const key = (extra: Record<string, unknown>) => ({ keys: [{ name: 'app', issuer: 'https://i', ...extra }] });
+  const config = buildConfig(key({ subject_pattern: 'user-[0-9]+' }), { VAULT_TOKEN: 't' });
+  assert.equal(config.keys[0]!.subjectPattern!.test('user-1'), true);
+  assert.equal(config.keys[0]!.subjectPattern!.test('xuser-1'), false, 'anchored at the start');
+  assert.equal(config.keys[0]!.subjectPattern!.test('user-1x'), false, 'anchored at the end');
+  assert.throws(() => buildConfig(key({ subject_pattern: 'user-[' }), { VAULT_TOKEN: 't' }), /configuration: keys\[0\]\.subject_pattern: is not a valid regular expression/);
+  assert.throws(() => buildConfig(key({ audience_pattern: 5 }), { VAULT_TOKEN: 't' }), /configuration: keys\[0\]\.audience_pattern: must be a non-empty string/);
+});
