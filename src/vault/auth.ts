@@ -6,7 +6,7 @@
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import type { Logger } from 'pino';
 import type { AuthConfig } from '../config.ts';
-import { SignetError } from '../errors.ts';
+import { SignetError, VaultUnavailableError } from '../errors.ts';
 import type { VaultControl } from './control.ts';
 import type { TokenSource } from './http.ts';
 
@@ -220,7 +220,7 @@ export class VaultAuth implements TokenSource {
 
   #fail(error: unknown): void {
     const reason = error instanceof Error ? error.message : 'unknown error';
-    const refused = error instanceof SignetError && /refused Signet's token|HTTP 40[03]/.test(error.message);
+    const refused = error instanceof VaultUnavailableError ? error.reason === 'refused' : error instanceof SignetError && /HTTP 40[03]/.test(error.message);
     if (refused) this.#authenticated = false;
     const expired = this.#ttlSeconds !== undefined && this.status().ttlSeconds === 0;
     if (expired) this.#authenticated = false;
