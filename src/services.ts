@@ -86,29 +86,28 @@ export function createServices(config: Config, log: Logger, options: ServiceOpti
       maxWaitMs: signBudgetMs,
       ...options.batcher,
     },
-    async (lane, inputs) => {
-      const deadline = performance.now() + signBudgetMs;
+    async (lane, inputs, deadline) => {
       const generation = auth.generation;
-      // The first try is bounded by the pool's own timeouts (sign_timeout); a second one by what is left.
-      const attempt = (signal?: AbortSignal) => transit.signBatch(lane.name, lane.version, lane.spec, inputs, signal);
-      const rest = () => AbortSignal.timeout(Math.max(1, Math.ceil(deadline - performance.now())));
+      // Each try is bounded by what is left of the earliest caller deadline in the batch (queueing included).
+      const attempt = () => transit.signBatch(lane.name, lane.version, lane.spec, inputs,
+        AbortSignal.timeout(Math.max(1, Math.ceil(deadline - performance.now()))));
+      const left = () => deadline - performance.now();
       try {
         return await attempt();
       } catch (error) {
-        // One more try, only inside the caller's deadline: after a dropped connection or a 5xx (a leader
+        // One more try, only inside the callers' deadline: after a dropped connection or a 5xx (a leader
         // election), or after a 403 once auth has a new token (revoked or expired token, re-login).
-        const left = () => deadline - performance.now();
         if (isRetryable(error) && left() > 200) {
           metrics.signRetries.inc({ reason: (error as VaultUnavailableError).reason });
           await new Promise((r) => setTimeout(r, 25 + Math.random() * 50));
-          return await attempt(rest());
+          return await attempt();
         }
         // A 403 for a token that has meanwhile been replaced (the re-login finished while this call was out)
         // is retried at once; otherwise wait for the re-login this 403 triggers.
         if (error instanceof VaultUnavailableError && error.reason === 'refused' && auth.canReauthenticate && left() > 200
           && (auth.generation !== generation || await auth.whenAuthenticated(left() - 100))) {
           metrics.signRetries.inc({ reason: 'refused' });
-          return await attempt(rest());
+          return await attempt();
         }
         throw error;
       }

@@ -54,7 +54,11 @@ export function itemError(message: string): SignetError {
   return new SignetError(502, 'vault_item', `Vault refused to sign: ${message.slice(0, 200)}`);
 }
 
-export type SendBatch = (lane: LaneKey, inputs: string[]) => Promise<ItemResult[]>;
+/**
+ * Sends one batch. `deadline` (a performance.now() time) is the earliest caller deadline in the batch: the Vault
+ * call must answer by then, so no caller waits longer than its sign_timeout, queueing included.
+ */
+export type SendBatch = (lane: LaneKey, inputs: string[], deadline: number) => Promise<ItemResult[]>;
 
 export interface LaneKey {
   name: string;
@@ -146,7 +150,8 @@ export class SignBatcher {
       lane.inFlight++;
       this.#observe(lane.key.name, batch.length);
       // Promise.try: a send that throws synchronously rejects its batch instead of leaving inFlight counted.
-      Promise.try(this.#send, lane.key, batch.map((w) => w.input)).then(
+      const deadline = batch.reduce((earliest, w) => Math.min(earliest, w.deadline), Infinity);
+      Promise.try(this.#send, lane.key, batch.map((w) => w.input), deadline).then(
         (results) => batch.forEach((w, i) => {
           const result = results[i];
           // Every waiter settles, even if the answer is short: a missing item must not wait forever.

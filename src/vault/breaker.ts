@@ -12,7 +12,8 @@ export interface BreakerOptions {
   maxCooldownMs: number;
 }
 
-export const DEFAULT_BREAKER: BreakerOptions = { failureThreshold: 3, cooldownMs: 500, maxCooldownMs: 5000 };
+// The cooldown stops at 2 s so that signing resumes within about 2 s of Vault returning, even between health probes.
+export const DEFAULT_BREAKER: BreakerOptions = { failureThreshold: 3, cooldownMs: 500, maxCooldownMs: 2000 };
 
 export class CircuitBreaker {
   readonly #options: BreakerOptions;
