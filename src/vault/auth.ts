@@ -161,7 +161,6 @@ export class VaultAuth implements TokenSource {
               ...(config.secretIdFile ? { secret_id: readSecretFile(config.secretIdFile, 'AppRole secret_id') } : {}),
             }
           : { role: config.role, jwt: readSecretFile(config.tokenFile, `${config.method} JWT`) };
-        this.#setToken('');
         const answer = await this.#control.login('login', `auth/${config.mount}/login`, body);
         const auth = answer.auth as { client_token?: unknown; lease_duration?: unknown; renewable?: unknown } | undefined;
         if (typeof auth?.client_token !== 'string') throw new SignetError(503, 'auth', 'Vault login answered without a client_token');

@@ -17,6 +17,8 @@ export class VaultControl {
   readonly address: string;
   readonly mount: string;
   readonly #client: nodeVault.client;
+  /** A client that never holds a token: logins must not send one, and must not disturb the current one. */
+  readonly #loginClient: nodeVault.client;
   readonly #observe: VaultCallObserver;
   readonly #httpAgent: http.Agent;
 
@@ -46,6 +48,8 @@ export class VaultControl {
       },
     };
     this.#client = nodeVault(vaultOptions);
+    this.#loginClient = nodeVault(vaultOptions);
+    this.#loginClient.token = '';
     // node-vault falls back to process.env.VAULT_TOKEN; Signet's auth decides which token is used.
     this.#client.token = '';
   }
@@ -81,10 +85,11 @@ export class VaultControl {
     return this.#call(operation, () => this.#client.write(path, data));
   }
 
-  /** Like write, with an explicit token (login calls use none; it must not send the stale one). */
+  /** A write with no token at all (a login): the current token is neither sent nor cleared while it runs. */
   login(operation: string, path: string, data: Record<string, unknown>): Promise<Body> {
-    return this.#call(operation, () => this.#client.request({ path: `/${path}`, method: 'POST', json: data, headers: {} }));
+    return this.#call(operation, () => this.#loginClient.write(path, data));
   }
+
 
   readTransitKey(name: string): Promise<Body> {
     return this.read('read_key', `${this.mount}/keys/${encodeURIComponent(name)}`);
