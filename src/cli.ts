@@ -137,6 +137,9 @@ async function loadKeys(config: Config): Promise<{ keyring: Keyring; refresher: 
 
 async function runKeys(argv: string[]): Promise<void> {
   const [action, ...rest] = argv;
+  if (!['status', 'create', 'rotate', 'retire'].includes(action ?? '')) {
+    fail(`keys: ${action ? `unknown action "${action}"` : 'an action is required'} (status, create, rotate, retire)\n${USAGE}`, 2);
+  }
   const { values, positionals } = parseArgs({
     args: rest, allowPositionals: true,
     options: { config: { type: 'string' }, type: { type: 'string' }, 'auto-rotate': { type: 'string' }, force: { type: 'boolean', default: false } },
