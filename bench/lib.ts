@@ -4,6 +4,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { buildConfig, type Config } from '../src/config.ts';
 
 /** Resident set size of a process, bytes (VmRSS of /proc/<pid>/status), or undefined when it cannot be read. */
 export function rssBytes(pid: number): number | undefined {
@@ -204,4 +205,15 @@ export function mb(bytes: number | undefined): string {
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** The Signet configuration of a bench child process, from BENCH_VAULT_ADDR, BENCH_VAULT_TOKEN and BENCH_KEYS. */
+export function benchConfig(): Config {
+  const keys = JSON.parse(process.env.BENCH_KEYS ?? '[]') as Array<Record<string, unknown>>;
+  return buildConfig({
+    listen: '127.0.0.1:0',
+    vault: { address: process.env.BENCH_VAULT_ADDR },
+    keys,
+    log_level: 'warn',
+  }, { VAULT_TOKEN: process.env.BENCH_VAULT_TOKEN });
 }

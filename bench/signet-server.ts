@@ -8,18 +8,11 @@
 
 import { createInterface } from 'node:readline';
 import { buildApp } from '../src/app.ts';
-import { buildConfig } from '../src/config.ts';
-import { announce } from './lib.ts';
+import { announce, benchConfig } from './lib.ts';
 
-const keys = JSON.parse(process.env.BENCH_KEYS ?? '[]') as Array<Record<string, unknown>>;
 const batching = process.env.BENCH_BATCHING !== 'off';
 
-const config = buildConfig({
-  listen: '127.0.0.1:0',
-  vault: { address: process.env.BENCH_VAULT_ADDR },
-  keys,
-  log_level: 'warn',
-}, { VAULT_TOKEN: process.env.BENCH_VAULT_TOKEN });
+const config = benchConfig();
 
 const tuning = JSON.parse(process.env.BENCH_BATCHER || '{}') as Record<string, number>;
 const app = await buildApp(config, { batcher: { ...tuning, enabled: batching } });

@@ -9,16 +9,9 @@ import { createPublicKey, verify as cryptoVerify, webcrypto, type KeyObject } fr
 import { createInterface } from 'node:readline';
 import { compactVerify, importJWK } from 'jose';
 import { buildApp } from '../src/app.ts';
-import { buildConfig } from '../src/config.ts';
-import { announce } from './lib.ts';
+import { announce, benchConfig } from './lib.ts';
 
-const keys = JSON.parse(process.env.BENCH_KEYS ?? '[]') as Array<Record<string, unknown>>;
-const config = buildConfig({
-  listen: '127.0.0.1:0',
-  vault: { address: process.env.BENCH_VAULT_ADDR },
-  keys,
-  log_level: 'warn',
-}, { VAULT_TOKEN: process.env.BENCH_VAULT_TOKEN });
+const config = benchConfig();
 const app = await buildApp(config, { batcher: { enabled: true } });
 await app.ready();
 const { verifier, keyring } = app.services;
