@@ -51,8 +51,10 @@ export default async function signRoutes(app: FastifyInstance, { services }: { s
 
   // Event-loop protection for the sign routes only (this plugin's context): when the loop lags, refuse new
   // signs at once rather than queue work that will answer too late. Health, JWKS and metrics keep answering.
+  // The limit applies to the mean delay over each 250 ms sample: a sustained lag of 200 ms per turn means every
+  // sign already answers hundreds of milliseconds late.
   await app.register(underPressure, {
-    maxEventLoopDelay: 1000,
+    maxEventLoopDelay: 200,
     sampleInterval: 250,
     retryAfter: 1,
     exposeStatusRoute: false,
