@@ -56,8 +56,11 @@ export class VaultUnavailableError extends SignetError {
 
 /** A Vault answer Signet did not expect (wrong shape, wrong key version): a bug or a misconfigured Vault. */
 export class VaultResponseError extends SignetError {
-  constructor(message: string) {
+  /** Vault's HTTP status when Vault refused the call (4xx); undefined when its answer had the wrong shape. */
+  readonly vaultStatus?: number;
+  constructor(message: string, vaultStatus?: number) {
     super(502, 'vault_response', message);
+    this.vaultStatus = vaultStatus;
   }
 }
 

@@ -114,7 +114,7 @@ export function createServices(config: Config, log: Logger, options: ServiceOpti
     },
     (key, size) => metrics.batchSize.observe({ key }, size),
   );
-  const signer = new Signer(keyring, batcher, () => refresher.refresh());
+  const signer = new Signer(config.keys, keyring, batcher, () => refresher.refresh());
   const verifier = new Verifier(keyring, refresher, transit, config.clockSkew);
 
   let status: VaultStatus = { health: 'unreachable', reachable: false, checkedAt: 0 };

@@ -4,7 +4,7 @@
 
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
-import { SignetError } from '../errors.ts';
+import { SignetError, VaultResponseError } from '../errors.ts';
 import { isSymmetric, resolveAlg } from '../jwt/algorithms.ts';
 import type { VaultControl } from '../vault/control.ts';
 import type { Keyring, LoadedKey } from './keyring.ts';
@@ -114,7 +114,7 @@ export class KeyRefresher {
     try {
       body = await this.#control.readTransitKey(name);
     } catch (error) {
-      if (error instanceof SignetError && /HTTP 404/.test(error.message)) {
+      if (error instanceof VaultResponseError && error.vaultStatus === 404) {
         throw new SignetError(503, 'key_missing', `Transit key "${name}" does not exist at ${this.#config.vault.mount}/keys/${name}; create it (npx signet keys create ${name} --type ...)`);
       }
       throw error;

@@ -69,7 +69,7 @@ export default async function signRoutes(app: FastifyInstance, { services }: { s
     const label = configured.has(name) ? name : '(unknown)';
     try {
       authorizeKeyUse(keyConfigs.get(name), request.caller);
-      const result = await signer.sign(name, configured.has(name), request.body as SignRequest);
+      const result = await signer.sign(name, request.body as SignRequest);
       metrics.signRequests.inc({ key: label, outcome: 'ok' });
       return reply.send(result);
     } catch (error) {

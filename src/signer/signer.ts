@@ -4,7 +4,8 @@
 import { randomBytes } from 'node:crypto';
 import { InvalidRequestError, SignetError, UnknownKeyError, VaultUnavailableError } from '../errors.ts';
 import { parseDuration } from '../duration.ts';
-import { DEFAULT_CLAIM_LIMITS, issueClaims, type ClaimLimits } from '../jwt/claims.ts';
+import { DEFAULT_CLAIM_LIMITS, issueClaims, type ClaimLimits, type ClaimsPolicy } from '../jwt/claims.ts';
+import type { KeyConfig } from '../config.ts';
 import { encodeHeader, encodePayload, jwsSignatureFromVault, transitInput } from '../jwt/jws.ts';
 import type { Keyring } from '../keys/keyring.ts';
 import type { SignBatcher } from './batcher.ts';
@@ -42,17 +43,29 @@ function newJti(): string {
 export class Signer {
   readonly #keyring: Keyring;
   readonly #batcher: SignBatcher;
-  readonly #limits: ClaimLimits;
   readonly #headers = new Map<string, string>();
-
   readonly #refreshKeys: () => Promise<void>;
+  /** The claims policy of each configured key, built once (not per request). */
+  readonly #policies: ReadonlyMap<string, ClaimsPolicy>;
 
   /** `refreshKeys` re-reads key state from Vault (shared with the periodic refresh). */
-  constructor(keyring: Keyring, batcher: SignBatcher, refreshKeys: () => Promise<void>, limits: ClaimLimits = DEFAULT_CLAIM_LIMITS) {
+  constructor(
+    keys: readonly KeyConfig[], keyring: Keyring, batcher: SignBatcher, refreshKeys: () => Promise<void>,
+    limits: ClaimLimits = DEFAULT_CLAIM_LIMITS,
+  ) {
     this.#keyring = keyring;
     this.#batcher = batcher;
     this.#refreshKeys = refreshKeys;
-    this.#limits = limits;
+    this.#policies = new Map(keys.map((k) => [k.name, {
+      issuer: k.issuer,
+      audiences: k.audiences,
+      audiencePattern: k.audiencePattern,
+      subjectPattern: k.subjectPattern,
+      defaultTtl: k.defaultTtl,
+      maxTtl: k.maxTtl,
+      callerMaySet: new Set(k.callerClaims),
+      limits,
+    }]));
   }
 
   /**
@@ -60,18 +73,19 @@ export class Signer {
    * min_encryption_version (the immediate switch), the key state is re-read and the token signed again, once,
    * with the new version and its kid.
    */
-  async sign(name: string, configured: boolean, request: SignRequest): Promise<SignResult> {
-    if (!configured) throw new UnknownKeyError(name);
+  async sign(name: string, request: SignRequest): Promise<SignResult> {
+    const policy = this.#policies.get(name);
+    if (!policy) throw new UnknownKeyError(name);
     try {
-      return await this.#signOnce(name, request);
+      return await this.#signOnce(name, policy, request);
     } catch (error) {
       if (!(error instanceof SignetError && error.code === 'version_below_minimum')) throw error;
       await this.#refreshKeys();
-      return await this.#signOnce(name, request);
+      return await this.#signOnce(name, policy, request);
     }
   }
 
-  async #signOnce(name: string, request: SignRequest): Promise<SignResult> {
+  async #signOnce(name: string, policy: ClaimsPolicy, request: SignRequest): Promise<SignResult> {
     const nowMs = Date.now();
     const now = Math.floor(nowMs / 1000);
     const view = this.#keyring.view(name, nowMs / 1000);
@@ -83,17 +97,7 @@ export class Signer {
       ttl = parseDuration(request.ttl);
       if (ttl === undefined) throw new InvalidRequestError('ttl: must be a duration such as "15m" or a number of seconds');
     }
-    const { config } = view;
-    const issued = issueClaims({ claims: request.claims, ttl }, {
-      issuer: config.issuer,
-      audiences: config.audiences,
-      audiencePattern: config.audiencePattern,
-      subjectPattern: config.subjectPattern,
-      defaultTtl: config.defaultTtl,
-      maxTtl: config.maxTtl,
-      callerMaySet: new Set(config.callerClaims),
-      limits: this.#limits,
-    }, now, newJti);
+    const issued = issueClaims({ claims: request.claims, ttl }, policy, now, newJti);
 
     const { signing, alg } = view;
     const typ = request.headers?.typ ?? 'JWT';

@@ -6,7 +6,7 @@
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import type { Logger } from 'pino';
 import type { AuthConfig } from '../config.ts';
-import { SignetError, VaultUnavailableError } from '../errors.ts';
+import { SignetError, VaultResponseError, VaultUnavailableError } from '../errors.ts';
 import type { VaultControl } from './control.ts';
 import type { TokenSource } from './http.ts';
 
@@ -219,7 +219,9 @@ export class VaultAuth implements TokenSource {
 
   #fail(error: unknown): void {
     const reason = error instanceof Error ? error.message : 'unknown error';
-    const refused = error instanceof VaultUnavailableError ? error.reason === 'refused' : error instanceof SignetError && /HTTP 40[03]/.test(error.message);
+    // Refused: Vault would not take the token (403) or the login's credentials (400, e.g. a wrong secret_id).
+    const refused = (error instanceof VaultUnavailableError && error.reason === 'refused')
+      || (error instanceof VaultResponseError && error.vaultStatus === 400);
     if (refused) this.#authenticated = false;
     const expired = this.#ttlSeconds !== undefined && this.status().ttlSeconds === 0;
     if (expired) this.#authenticated = false;

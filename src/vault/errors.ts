@@ -28,7 +28,7 @@ export function fromVaultStatus(operation: string, status: number, vaultErrors: 
     const sealed = status === 503 ? ' (sealed, standby without a leader, or overloaded)' : '';
     return new VaultUnavailableError(operation, `Vault is unavailable for ${operation}${sealed} (HTTP ${status}${detail})`, 1);
   }
-  return new VaultResponseError(`Vault refused ${operation} (HTTP ${status}${detail})`);
+  return new VaultResponseError(`Vault refused ${operation} (HTTP ${status}${detail})`, status);
 }
 
 const NETWORK_CODES: Record<string, string> = {

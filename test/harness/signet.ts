@@ -17,6 +17,8 @@ export interface TestSignet {
   logs: string[];
   post(path: string, body: unknown, headers?: Record<string, string>): Promise<{ status: number; body: any; headers: Headers }>;
   get(path: string, headers?: Record<string, string>): Promise<{ status: number; body: any; headers: Headers; text: string }>;
+  /** Waits until /readyz answers 200 (Vault reachable, token accepted, every key loaded). */
+  ready(timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -67,6 +69,9 @@ export async function startSignet(vault: TestVault, keys: Array<Record<string, u
       let parsed: unknown;
       try { parsed = text ? JSON.parse(text) : undefined; } catch { parsed = undefined; }
       return { status: response.status, body: parsed, headers: response.headers, text };
+    },
+    async ready(timeoutMs = 10_000) {
+      await eventually(async () => (await fetch(`${url}/readyz`)).status === 200, timeoutMs, `readiness of ${url}`);
     },
     close: () => app.close(),
   };

@@ -69,7 +69,7 @@ describe('Vault auth methods and token lifecycle', () => {
       config: { vault: { address: vault.address, auth: { method: 'approle', role_id: roleId, secret_id_file: secretIdFile } } },
     });
     try {
-      await eventually(async () => (await signet.get('/readyz')).status === 200, 10_000, 'readiness');
+      await signet.ready(10_000);
       const load = traffic(signet);
       await sleep(500);
       const first = signet.app.services.auth.current();
@@ -95,7 +95,7 @@ describe('Vault auth methods and token lifecycle', () => {
       config: { vault: { address: vault.address, auth: { method: 'approle', role_id: shortRoleId, secret_id_file: file } } },
     });
     try {
-      await eventually(async () => (await signet.get('/readyz')).status === 200, 10_000, 'readiness');
+      await signet.ready(10_000);
       const load = traffic(signet);
       await sleep(11_000);
       await load.stop();
@@ -122,7 +122,7 @@ describe('Vault auth methods and token lifecycle', () => {
       env: { VAULT_TOKEN: '' },
     });
     try {
-      await eventually(async () => (await signet.get('/readyz')).status === 200, 10_000, 'readiness');
+      await signet.ready(10_000);
       assert.equal(signet.app.services.auth.current(), t1);
       const load = traffic(signet);
       await sleep(300);
@@ -152,7 +152,7 @@ describe('Vault auth methods and token lifecycle', () => {
       env: { VAULT_TOKEN: '' },
     });
     try {
-      await eventually(async () => (await signet.get('/readyz')).status === 200, 10_000, 'readiness');
+      await signet.ready(10_000);
       assert.equal((await signet.post('/v1/sign/app', { claims: {} })).status, 200);
       assertNoSecrets(signet, [jwt, signet.app.services.auth.current()]);
     } finally {
@@ -164,7 +164,7 @@ describe('Vault auth methods and token lifecycle', () => {
     const token = ((await vault.api('POST', 'auth/token/create', { policies: ['signet'], ttl: '1h' })).auth as { client_token: string }).client_token;
     const signet = await startSignet(vault, [{ name: 'app' }], { env: { VAULT_TOKEN: token } });
     try {
-      await eventually(async () => (await signet.get('/readyz')).status === 200, 10_000, 'readiness');
+      await signet.ready(10_000);
       await vault.api('POST', 'auth/token/revoke', { token });
       const r = await signet.post('/v1/sign/app', { claims: {} });
       assert.equal(r.status, 503);

@@ -74,7 +74,7 @@ describe('batching against a real Vault', () => {
         config: { refresh_interval: '1s', jwks: { max_age: '2s' }, clock_skew: '1s' },
         batcher: { maxInFlight: 2 },
       });
-      await eventually(async () => (await signet.get('/readyz')).status === 200, 10_000, 'readiness');
+      await signet.ready(10_000);
     });
     after(async () => signet?.close());
 

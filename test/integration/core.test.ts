@@ -42,7 +42,7 @@ describe('sign and verify every algorithm against a real Vault', () => {
     signet = await startSignet(vault, KEYS.map((k) => ({ name: k.name, alg: k.alg, audiences: ['api', 'other'] })), {
       config: { refresh_interval: '1s', jwks: { max_age: '5s' }, clock_skew: '5s', default_key: 'es256' },
     });
-    await eventually(async () => (await signet.get('/readyz')).status === 200, 30_000, 'readiness');
+    await signet.ready(30_000);
   });
   after(async () => {
     await signet?.close();
@@ -171,12 +171,12 @@ describe('sign and verify every algorithm against a real Vault', () => {
     // This instance re-reads Vault only hourly.
     const slow = await startSignet(vault, [{ name: 'rs256', alg: 'RS256' }], { config: { refresh_interval: '1h' } });
     try {
-      await eventually(async () => (await slow.get('/readyz')).status === 200, 10_000, 'readiness');
+      await slow.ready(10_000);
       await vault.rotate('rs256');
       await vault.configKey('rs256', { min_encryption_version: 2 });
       const fresh = await startSignet(vault, [{ name: 'rs256', alg: 'RS256' }]);
       try {
-        await eventually(async () => (await fresh.get('/readyz')).status === 200, 10_000, 'readiness');
+        await fresh.ready(10_000);
         const signed = (await fresh.post('/v1/sign/rs256', { claims: {} })).body;
         assert.equal(signed.key_version, 2);
         const verified = await slow.post('/v1/verify', { token: signed.token });

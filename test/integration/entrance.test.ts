@@ -53,7 +53,7 @@ describe('caller authentication', () => {
     signet = await startSignet(vault, [{ name: 'app' }, { name: 'payments', callers: ['svc-pay'] }], {
       config: { callers: { tokens_file: tokensFile } },
     });
-    await eventually(async () => (await signet.get('/readyz')).status === 200, 10_000, 'readiness');
+    await signet.ready(10_000);
   });
   after(async () => {
     await signet?.close();
@@ -206,7 +206,7 @@ describe('Host header: DNS-rebinding defence', () => {
     vault = await startVault();
     await vault.createKey('app', 'ecdsa-p256');
     signet = await startSignet(vault, [{ name: 'app' }], { config: { allowed_hosts: ['signet.internal'] } });
-    await eventually(async () => (await signet.get('/readyz')).status === 200, 10_000, 'readiness');
+    await signet.ready(10_000);
   });
   after(async () => {
     await signet?.close();

@@ -12,7 +12,7 @@ test('a lagging event loop sheds signs with 503; health and JWKS still answer; s
     await vault.createKey('app', 'ed25519');
     const signet = await startSignet(vault, [{ name: 'app' }]);
     try {
-      await eventually(async () => (await signet.get('/readyz')).status === 200, 10_000, 'readiness');
+      await signet.ready(10_000);
       // Make Signet's (this process's) event loop lag, as sustained CPU saturation would: turns of 300 ms.
       let lagging = true;
       const lag = () => {

@@ -26,7 +26,7 @@ test('the active node of a 3-node Raft cluster stops under traffic; signing resu
       healthIntervalMs: 250,
     });
     try {
-      await eventually(async () => (await signet.get('/readyz')).status === 200, 20_000, 'readiness through a standby');
+      await signet.ready(20_000);
       const jwks = (await signet.get('/.well-known/jwks.json')).body;
       const results: Array<{ at: number; status: number; token?: string }> = [];
       let running = true;

@@ -67,7 +67,7 @@ describe('hostile tokens at /v1/verify', () => {
       { name: 'hs', alg: 'HS256' },
       { name: 'old', max_ttl: '1m', default_ttl: '1m' },
     ], { config: { clock_skew: `${SKEW}s`, refresh_interval: '1s', default_key: 'es256' } });
-    await eventually(async () => (await signet.get('/readyz')).status === 200, 20_000, 'readiness');
+    await signet.ready(20_000);
     for (const k of (await signet.get('/v1/keys')).body.keys) kid[k.name] = k.signing_kid;
     jwks = (await signet.get('/.well-known/jwks.json')).body;
     attacker = await generateKeyPair('ES256', { extractable: true }) as typeof attacker;
@@ -287,7 +287,7 @@ describe('unknown kids: one rate-limited refresh, not a Vault read per token', (
     await vault.createKey('app', 'ecdsa-p256');
     // A long refresh interval, so that only on-demand refreshes read the key during the test.
     signet = await startSignet(vault, [{ name: 'app' }], { config: { refresh_interval: '1h', clock_skew: '5s' } });
-    await eventually(async () => (await signet.get('/readyz')).status === 200, 10_000, 'readiness');
+    await signet.ready(10_000);
     attacker = (await generateKeyPair('ES256')).privateKey;
   });
   after(async () => {

@@ -15,7 +15,7 @@ describe('refusals', () => {
     await vault.createKey('app', 'ecdsa-p256');
     await vault.createKey('users', 'ed25519');
     signet = await startSignet(vault, [{ name: 'app', audiences: ['api'], max_ttl: '1h' }, { name: 'users', subject_pattern: 'user-[0-9]+' }]);
-    await eventually(async () => (await signet.get('/readyz')).status === 200, 10_000, 'readiness');
+    await signet.ready(10_000);
   });
   after(async () => {
     await signet?.close();
@@ -81,6 +81,25 @@ describe('refusals', () => {
     const response = await signet.post('/v1/sign/app', { claims: { sub: 'still-here', aud: 'api' } });
     assert.equal(response.status, 200);
     assert.equal((await signet.post('/v1/verify', { token: response.body.token, audience: 'api' })).status, 200);
+  });
+
+  test('a configured key missing in Vault: not ready, 503 saying how to create it, ready once it exists', async () => {
+    const ghost = await startSignet(vault, [{ name: 'ghost' }], { config: { refresh_interval: '1s' } });
+    try {
+      await eventually(async () => (await ghost.get('/v1/keys')).body.keys[0].error, 5000, 'the load error');
+      const keys = (await ghost.get('/v1/keys')).body.keys[0];
+      assert.equal(keys.loaded, false);
+      assert.equal(keys.error, 'Transit key "ghost" does not exist at transit/keys/ghost; create it (npx signet keys create ghost --type ...)');
+      assert.equal((await ghost.get('/readyz')).status, 503);
+      const sign = await ghost.post('/v1/sign/ghost', { claims: {} });
+      assert.equal(sign.status, 503);
+      assert.deepEqual(sign.body.errors, ['key "ghost" is not loaded from Vault yet; see /readyz and the logs']);
+      await vault.createKey('ghost', 'ecdsa-p256');
+      await ghost.ready(10_000);
+      assert.equal((await ghost.post('/v1/sign/ghost', { claims: {} })).status, 200);
+    } finally {
+      await ghost.close();
+    }
   });
 
   test('a caller-supplied request id is echoed, a malformed one replaced', async () => {

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { SignJWT } from 'jose';
-import { startSignet, eventually } from '../harness/signet.ts';
+import { startSignet } from '../harness/signet.ts';
 import { startVault } from '../harness/vault.ts';
 
 test('kubernetes auth: Signet logs in with its service-account token and signs', async () => {
@@ -60,7 +60,7 @@ test('kubernetes auth: Signet logs in with its service-account token and signs',
       env: { VAULT_TOKEN: '' },
     });
     try {
-      await eventually(async () => (await signet.get('/readyz')).status === 200, 10_000, 'readiness').catch((e) => {
+      await signet.ready(10_000).catch((e) => {
         throw new Error(`${e.message}\n${signet.logs.filter((l) => l.includes('auth')).join('\n')}\nreviews: ${JSON.stringify(reviews)}`);
       });
       assert.equal((await signet.post('/v1/sign/app', { claims: {} })).status, 200);

@@ -50,7 +50,7 @@ describe('Vault outages under traffic (file-backed Vault)', () => {
       config: { refresh_interval: '1s', vault: { address: vault.address, sign_timeout: '1s', timeout: '1s' } },
       healthIntervalMs: 250,
     });
-    await eventually(async () => (await signet.get('/readyz')).status === 200, 15_000, 'readiness');
+    await signet.ready(15_000);
     jwks = (await signet.get('/.well-known/jwks.json')).body;
   });
   after(async () => {
@@ -127,7 +127,7 @@ describe('load shedding', () => {
         batcher: { maxInFlight: 1, maxQueue: 8, maxBatchSize: 1 },
       });
       try {
-        await eventually(async () => (await signet.get('/readyz')).status === 200, 10_000, 'readiness');
+        await signet.ready(10_000);
         vault.pause();
         const started = Date.now();
         const answers = await Promise.all(Array.from({ length: 40 }, async () => {

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
-import { eventually, startSignet, type TestSignet } from '../harness/signet.ts';
+import { startSignet, type TestSignet } from '../harness/signet.ts';
 import { startVault, type TestVault } from '../harness/vault.ts';
 
 const ISSUER = 'https://issuer.test';
@@ -43,7 +43,7 @@ describe('property: sign request bodies', () => {
       { name: 'open', caller_claims: ['iss', 'iat', 'nbf', 'exp', 'jti'], max_ttl: '1h' },
       { name: 'hs', alg: 'HS256', max_ttl: '1h' },
     ], { config: { default_key: 'app', log_level: 'warn', clock_skew: '60s' } });
-    await eventually(async () => (await signet.get('/readyz')).status === 200, 15_000, 'readiness');
+    await signet.ready(15_000);
     jwks = (await signet.get('/.well-known/jwks.json')).body;
   });
   after(async () => {
@@ -187,7 +187,7 @@ describe('property: mutated tokens at /v1/verify', () => {
     signet = await startSignet(vault, [
       { name: 'es' }, { name: 'ed' }, { name: 'rs', alg: 'PS256' }, { name: 'hs', alg: 'HS256' },
     ], { config: { log_level: 'warn' } });
-    await eventually(async () => (await signet.get('/readyz')).status === 200, 15_000, 'readiness');
+    await signet.ready(15_000);
     for (const key of ['es', 'ed', 'rs', 'hs']) {
       const signed = await signet.post(`/v1/sign/${key}`, { claims: { sub: 'user-1', scope: 'read', admin: false }, ttl: '10m' });
       assert.equal(signed.status, 200);

@@ -40,7 +40,7 @@ describe('rotation', () => {
     await vault.createKey('routine', 'ecdsa-p256');
     const signet = await startSignet(vault, [{ name: 'routine', ...KEY }], { config: TIMING });
     try {
-      await eventually(async () => (await signet.get('/readyz')).status === 200, 10_000, 'readiness');
+      await signet.ready(10_000);
       const v1 = await keyInfo(signet, 'routine');
       const oldToken = (await signet.post('/v1/sign/routine', { claims: {} })).body;
       assert.equal(oldToken.key_version, 1);
@@ -95,7 +95,7 @@ describe('rotation', () => {
     await vault.createKey('switch', 'ed25519');
     const signet = await startSignet(vault, [{ name: 'switch', ...KEY, publish_delay: '1h' }], { config: TIMING });
     try {
-      await eventually(async () => (await signet.get('/readyz')).status === 200, 10_000, 'readiness');
+      await signet.ready(10_000);
       await vault.rotate('switch');
       await eventually(async () => (await keyInfo(signet, 'switch')).versions.length === 2, 3000, 'v2 loaded');
       assert.equal((await signet.post('/v1/sign/switch', { claims: {} })).body.key_version, 1);
@@ -122,7 +122,7 @@ describe('rotation', () => {
     await vault.createKey('revoke', 'rsa-2048');
     const signet = await startSignet(vault, [{ name: 'revoke', ...KEY, max_ttl: '1h', default_ttl: '1h' }], { config: TIMING });
     try {
-      await eventually(async () => (await signet.get('/readyz')).status === 200, 10_000, 'readiness');
+      await signet.ready(10_000);
       const old = (await signet.post('/v1/sign/revoke', { claims: {} })).body;
       await vault.rotate('revoke');
       await vault.configKey('revoke', { min_encryption_version: 2 });
@@ -143,7 +143,7 @@ describe('rotation', () => {
     await vault.configKey('recreated', { deletion_allowed: true });
     const signet = await startSignet(vault, [{ name: 'recreated', ...KEY }], { config: TIMING });
     try {
-      await eventually(async () => (await signet.get('/readyz')).status === 200, 10_000, 'readiness');
+      await signet.ready(10_000);
       const old = (await signet.post('/v1/sign/recreated', { claims: {} })).body;
       await vault.api('DELETE', 'transit/keys/recreated');
       await vault.createKey('recreated', 'ecdsa-p256');
@@ -164,7 +164,7 @@ describe('rotation', () => {
     const a = await startSignet(vault, keys, { config: TIMING });
     const b = await startSignet(vault, keys, { config: TIMING });
     try {
-      await eventually(async () => (await a.get('/readyz')).status === 200 && (await b.get('/readyz')).status === 200, 10_000, 'readiness');
+      await Promise.all([a.ready(), b.ready()]);
       // A verifier that honours Cache-Control: it fetches the JWKS and keeps it for max-age (2 s).
       let cached: { jwks: ReturnType<typeof createLocalJWKSet>; until: number } | undefined;
       const verifierJwks = async () => {

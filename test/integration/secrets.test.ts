@@ -67,7 +67,7 @@ describe('secrets never reach logs, /metrics or /v1/keys', () => {
       env: { VAULT_TOKEN: '' },
       healthIntervalMs: 250,
     });
-    await eventually(async () => (await signet.get('/readyz')).status === 200, 20_000, 'readiness');
+    await signet.ready(20_000);
   });
   after(async () => {
     await signet?.close();

@@ -23,7 +23,8 @@ const KEY = { name: 'app', issuer: 'https://issuer.test' };
 const TOKEN_A = 'tok-A-0123456789abcdef';
 const TOKEN_B = 'tok-B-0123456789abcdef';
 
-function configError(fn: () => unknown, field: string, pattern?: RegExp): ConfigError {
+/** The ConfigError `fn` throws (fails the test if it throws anything else, or nothing). */
+function thrownConfigError(fn: () => unknown): ConfigError {
   let caught: unknown;
   try {
     fn();
@@ -31,6 +32,11 @@ function configError(fn: () => unknown, field: string, pattern?: RegExp): Config
     caught = error;
   }
   assert.ok(caught instanceof ConfigError, `expected a ConfigError, got ${String(caught)}`);
+  return caught;
+}
+
+function configError(fn: () => unknown, field: string, pattern?: RegExp): ConfigError {
+  const caught = thrownConfigError(fn);
   assert.equal(caught.field, field);
   assert.ok(caught.message.includes(field), caught.message);
   if (pattern) assert.match(caught.message, pattern);
@@ -277,13 +283,7 @@ describe('configuration errors never echo a secret', () => {
   ];
   for (const [name, fn] of cases) {
     test(name, () => {
-      let caught: unknown;
-      try {
-        fn();
-      } catch (error) {
-        caught = error;
-      }
-      assert.ok(caught instanceof ConfigError, `expected a ConfigError, got ${String(caught)}`);
+      const caught = thrownConfigError(fn);
       assert.ok(!caught.message.includes('SECRET'), caught.message);
     });
   }
