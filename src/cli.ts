@@ -123,16 +123,21 @@ export function formatStatus(view: KeyView): string {
   return `${header}\n${table(rows)}\n`;
 }
 
-async function loadKeys(config: Config): Promise<{ keyring: Keyring; refresher: KeyRefresher; control: VaultControl; auth: VaultAuth }> {
-  const log = createLogger('warn');
+/** A control-plane client authenticated once with the configured auth method (no renewal: commands are short). */
+async function connect(config: Config): Promise<VaultControl> {
   const control = new VaultControl(config.vault);
-  const auth = new VaultAuth(config.vault.auth, control, log);
+  const auth = new VaultAuth(config.vault.auth, control, createLogger('warn'));
   await auth.start();
   auth.stop();
+  return control;
+}
+
+async function loadKeys(config: Config): Promise<{ keyring: Keyring; refresher: KeyRefresher; control: VaultControl }> {
+  const control = await connect(config);
   const keyring = new Keyring({ clockSkew: config.clockSkew, refreshInterval: config.refreshInterval });
-  const refresher = new KeyRefresher(config, control, keyring, log);
+  const refresher = new KeyRefresher(config, control, keyring, createLogger('warn'));
   await refresher.refresh();
-  return { keyring, refresher, control, auth };
+  return { keyring, refresher, control };
 }
 
 async function runKeys(argv: string[]): Promise<void> {
@@ -152,10 +157,7 @@ async function runKeys(argv: string[]): Promise<void> {
     if (values['auto-rotate'] !== undefined && autoRotate === undefined) fail('keys create: --auto-rotate must be a duration such as 90d');
     // Creating a key needs only the Vault settings: the key need not be in the configuration yet.
     const config = loadConfig(configFile, process.env, { keysRequired: false });
-    const control = new VaultControl(config.vault);
-    const auth = new VaultAuth(config.vault.auth, control, createLogger('warn'));
-    await auth.start();
-    auth.stop();
+    const control = await connect(config);
     await createKey(control, name, { type: values.type!, autoRotatePeriod: autoRotate });
     process.stdout.write(`created Transit key ${name} (${values.type}, not exportable${autoRotate ? `, auto-rotates every ${formatDuration(autoRotate)}` : ''})\n`);
     control.close();

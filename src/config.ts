@@ -2,14 +2,13 @@
 // one validated Config. Every error names the field (DESIGN §2). Values of secrets are never echoed.
 
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { parseDuration } from './duration.ts';
 import { ConfigError } from './errors.ts';
 import { isJwsAlg, type JwsAlg } from './jwt/algorithms.ts';
 import { REGISTERED_BY_SIGNET, type SignetClaim } from './jwt/claims.ts';
 import { parseCallersConfig, parseKeyCallers, type CallersConfig } from './security/callers.ts';
-import { parseAllowedHosts } from './security/hosts.ts';
+import { isLoopbackHost, parseAllowedHosts } from './security/hosts.ts';
 import { parseListenMode } from './security/socket.ts';
 
 export type AuthConfig =
@@ -158,11 +157,7 @@ function boolEnv(value: string | undefined, name: string): boolean {
 /** True for 127.0.0.0/8, ::1, localhost, and unix sockets. */
 export function isLoopbackListen(listen: string): boolean {
   if (listen.startsWith('unix:')) return true;
-  const { host } = splitHostPort(listen);
-  if (host === 'localhost') return true;
-  if (isIP(host) === 4) return host.startsWith('127.');
-  if (isIP(host) === 6) return host === '::1';
-  return false;
+  return isLoopbackHost(splitHostPort(listen).host.toLowerCase());
 }
 
 export function splitHostPort(listen: string): { host: string; port: number } {
