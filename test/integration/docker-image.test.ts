@@ -7,15 +7,16 @@
 // must serve health, the JWKS, discovery and metrics under any Host and refuse to sign; SIGTERM must stop it
 // cleanly, and nothing may be written into the tree (read-only root filesystem).
 //
-// Two liberties, both noted where they happen: the started process is this test's own Node 24 (process.execPath;
-// the image's `node` comes from its base image, and --omit=dev leaves out the devDependency that pins Node here),
+// Two liberties, both noted where they happen: the started process is this test's own Node 24, copied to the
+// image tree's /usr/local/bin/node where the base image keeps its own (--omit=dev leaves out the devDependency
+// that pins Node here, and the image's user must be able to run it wherever the checkout lies),
 // and `npm cache clean --force` is not run (it would wipe this machine's npm cache), while --prefer-offline is
 // added to npm ci so a warm cache makes it quick.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, isAbsolute, join, posix, relative } from 'node:path';
 import { freePort } from '../../src/vault/dev-server.ts';
@@ -109,6 +110,8 @@ describe('the Docker image\'s file tree and command, without Docker', () => {
   const notes: string[] = [];
   const timings: Record<string, number> = {};
   let uid: number | undefined;
+  /** The image's node: this test's Node 24, copied to /usr/local/bin/node inside the image tree. */
+  let node: string;
   let gid: number | undefined;
 
   /** A path inside the image, on this machine. */
@@ -155,10 +158,17 @@ describe('the Docker image\'s file tree and command, without Docker', () => {
       SIGNET_PUBLIC_LISTEN: `127.0.0.1:${publicPort}`,
     };
 
+    // The base image has its node at /usr/local/bin/node; put this test's Node 24 there, so the image's user can
+    // run it even when the checkout (and so node_modules/node) sits in a directory only root may enter.
+    node = join(image.root, 'usr', 'local', 'bin', 'node');
+    mkdirSync(dirname(node), { recursive: true });
+    copyFileSync(process.execPath, node);
+    chmodSync(node, 0o755);
+
     before_ = snapshot(image.root);
     started = performance.now();
     // The image's CMD; its `node` is this test's Node 24 (see the top of the file).
-    child = spawn(process.execPath, cmd.slice(1).map(mapArg), { cwd: inImage('.'), env, uid, gid, stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(node, cmd.slice(1).map(mapArg), { cwd: inImage('.'), env, uid, gid, stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout!.on('data', (c: Buffer) => { output += c.toString(); });
     child.stderr!.on('data', (c: Buffer) => { output += c.toString(); });
     const deadline = Date.now() + 20_000;
@@ -233,7 +243,7 @@ describe('the Docker image\'s file tree and command, without Docker', () => {
   test('the HEALTHCHECK command succeeds, for /healthz and for /readyz', async () => {
     assert.equal(healthcheck[0], 'node');
     for (const args of [healthcheck.slice(1), [healthcheck[1]!, '/readyz']]) {
-      const result = await run(process.execPath, args, { cwd: inImage('.'), env, uid, gid, timeoutMs: 10_000 });
+      const result = await run(node, args, { cwd: inImage('.'), env, uid, gid, timeoutMs: 10_000 });
       assert.equal(result.code, 0, `${args.join(' ')}: ${result.stderr}`);
     }
     // Without SIGNET_LISTEN it takes the address from `listen` in SIGNET_CONFIG's file, as Signet does.
@@ -241,7 +251,7 @@ describe('the Docker image\'s file tree and command, without Docker', () => {
     writeFileSync(probeConfig, `listen: ${listen}\n`);
     chmodSync(probeConfig, 0o644);
     const { SIGNET_LISTEN: _listen, ...withoutListen } = env;
-    const fromFile = await run(process.execPath, healthcheck.slice(1), { cwd: inImage('.'), env: { ...withoutListen, SIGNET_CONFIG: probeConfig }, uid, gid, timeoutMs: 10_000 });
+    const fromFile = await run(node, healthcheck.slice(1), { cwd: inImage('.'), env: { ...withoutListen, SIGNET_CONFIG: probeConfig }, uid, gid, timeoutMs: 10_000 });
     assert.equal(fromFile.code, 0, fromFile.stderr);
   });
 
@@ -251,7 +261,7 @@ describe('the Docker image\'s file tree and command, without Docker', () => {
     child!.kill('SIGTERM');
     assert.equal(await exited, 0, output);
     timings.stop_ms = Math.round(performance.now() - started);
-    const down: RunResult = await run(process.execPath, healthcheck.slice(1), { cwd: inImage('.'), env, uid, gid, timeoutMs: 10_000 });
+    const down: RunResult = await run(node, healthcheck.slice(1), { cwd: inImage('.'), env, uid, gid, timeoutMs: 10_000 });
     assert.equal(down.code, 1);
     assert.match(down.stderr, /ECONNREFUSED/);
     await assert.rejects(rawRequest({ port: publicPort, path: '/healthz' }), /ECONNREFUSED/, 'the public listener outlived Signet');
