@@ -1,21 +1,21 @@
 // signet serve | dev | keys status|create|rotate|retire
 
 import { parseArgs } from 'node:util';
-import { buildConfig, loadConfig, type Config } from './config.ts';
+import { loadConfig, type Config } from './config.ts';
 import { formatDuration, parseDuration } from './duration.ts';
 import { ConfigError, SignetError } from './errors.ts';
-import { createKey, ensureTransit, rotateKey, configureKey } from './keys/admin.ts';
+import { createKey, rotateKey, configureKey } from './keys/admin.ts';
 import { Keyring, type KeyView } from './keys/keyring.ts';
 import { KeyRefresher } from './keys/refresher.ts';
 import { createLogger } from './observability/logger.ts';
 import { serve } from './server.ts';
+import { onSignals } from './shutdown.ts';
 import { VaultAuth } from './vault/auth.ts';
 import { VaultControl } from './vault/control.ts';
-import { findVaultBinary, startDevVault } from './vault/dev-server.ts';
 
 const USAGE = `Usage:
   signet serve [--config FILE] [--listen ADDR]     run the sidecar (config file + VAULT_* / SIGNET_* env)
-  signet dev [--listen ADDR]                       local Vault dev server + Signet, for trying it out
+  signet dev [--listen ADDR] [--write-config FILE] local Vault dev server + Signet, for trying it out (from a checkout)
   signet keys status [--config FILE]               versions, kids, states and dates of every configured key
   signet keys create NAME --type TYPE [--auto-rotate 90d]
   signet keys rotate NAME                          new version in Vault (published now, signs after publish_delay)
@@ -30,17 +30,6 @@ function fail(message: string, code = 1): never {
   process.exit(code);
 }
 
-function onSignals(close: () => Promise<void>): void {
-  let stopping = false;
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(signal, () => {
-      if (stopping) return;
-      stopping = true;
-      close().then(() => process.exit(0), () => process.exit(1));
-    });
-  }
-}
-
 async function runServe(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, options: { config: { type: 'string' }, listen: { type: 'string' } } });
   const env = values.listen ? { ...process.env, SIGNET_LISTEN: values.listen } : process.env;
@@ -49,61 +38,23 @@ async function runServe(argv: string[]): Promise<void> {
   onSignals(close);
 }
 
-const DEV_KEYS = [
-  { name: 'app', type: 'ecdsa-p256', alg: 'ES256' },
-  { name: 'ed', type: 'ed25519', alg: 'EdDSA' },
-  { name: 'rsa', type: 'rsa-2048', alg: 'RS256' },
-  { name: 'hmac', type: 'hmac', alg: 'HS256' },
-] as const;
-
+/**
+ * `signet dev` lives in src/dev.ts and loads from the sources, by a path esbuild cannot follow: the production bundle
+ * (dist/signet.mjs) does not contain it, nor the code that starts Vault dev servers. Both src/cli.ts and
+ * dist/signet.mjs find it at ../src/dev.ts; the image has no src/, so there it says so.
+ */
 async function runDev(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { listen: { type: 'string', default: '127.0.0.1:8250' } } });
-  process.stderr.write('signet dev: finding a Vault binary (VAULT_BIN, vault or bao on PATH, cache, else build)\n');
-  const binary = await findVaultBinary();
-  const vault = await startDevVault(binary);
-  process.stderr.write(`signet dev: Vault dev server at ${vault.address} (in memory; stops with Signet)\n`);
-  let stopped = false;
-  const stopVault = async () => {
-    if (!stopped) {
-      stopped = true;
-      await vault.stop();
-    }
-  };
+  const devModule = new URL('../src/dev.ts', import.meta.url);
+  let dev: typeof import('./dev.ts');
   try {
-    const env = { VAULT_TOKEN: vault.rootToken, SIGNET_LISTEN: values.listen };
-    const config = buildConfig({
-      vault: { address: vault.address },
-      keys: DEV_KEYS.map((k) => ({ name: k.name, alg: k.alg, issuer: `http://${values.listen}`, audiences: ['api'] })),
-      default_key: 'app',
-    }, env);
-    const control = new VaultControl(config.vault);
-    control.setToken(vault.rootToken);
-    await ensureTransit(control);
-    for (const key of DEV_KEYS) await createKey(control, key.name, { type: key.type });
-    control.close();
-    const { close, address } = await serve(config);
-    onSignals(async () => {
-      await close();
-      await stopVault();
-    });
-    const url = `http://${address.replace(/^https?:\/\//, '')}`;
-    process.stderr.write([
-      '',
-      `Signet is running at ${url}, signing with keys ${DEV_KEYS.map((k) => `${k.name} (${k.alg})`).join(', ')}.`,
-      'Sign a token, then verify it:',
-      '',
-      `  TOKEN=$(curl -s -X POST ${url}/v1/sign/app -H 'content-type: application/json' -d '{"claims":{"sub":"demo","aud":"api"},"ttl":"10m"}' | sed -E 's/.*"token":"([^"]+)".*/\\1/') && \\`,
-      `  curl -s -X POST ${url}/v1/verify -H 'content-type: application/json' -d "{\\"token\\":\\"$TOKEN\\",\\"audience\\":\\"api\\"}"`,
-      '',
-      `JWKS: ${url}/.well-known/jwks.json   keys: ${url}/v1/keys   metrics: ${url}/metrics`,
-      `Vault: VAULT_ADDR=${vault.address} VAULT_TOKEN=${vault.rootToken} (dev only)`,
-      'Ctrl-C stops Signet and Vault.',
-      '',
-    ].join('\n'));
+    dev = await import(devModule.href) as typeof import('./dev.ts');
   } catch (error) {
-    await stopVault();
+    if ((error as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && String((error as Error).message).includes(devModule.pathname)) {
+      fail('dev: needs the sources (src/dev.ts), which a production build does not ship; run it from a checkout: npx signet dev', 2);
+    }
     throw error;
   }
+  await dev.runDev(argv);
 }
 
 function table(rows: string[][]): string {

@@ -1,19 +1,23 @@
 // The command line as an operator and a newcomer use it: bad configuration stops start-up naming the field;
-// `signet serve` works from a file; `signet dev` prints a curl that signs and verifies; `signet keys status`.
+// `signet serve` works from a file; `signet dev` prints a curl that signs and verifies, writes its configuration and
+// prints the key commands that use it; `signet keys status`. Signet runs as the production bundle (dist/signet.mjs).
 
 import assert from 'node:assert/strict';
 import { spawn, execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { freePort } from '../../src/vault/dev-server.ts';
+import { builtSignet } from '../harness/build.ts';
+import { ROOT } from '../harness/ops.ts';
 import { eventually } from '../harness/signet.ts';
 import { startVault, vaultBinary, type TestVault } from '../harness/vault.ts';
 
 const run = promisify(execFile);
-const CLI = join(import.meta.dirname, '..', '..', 'bin', 'signet.js');
+// The production bundle (test/harness/build.ts), as the image runs it.
+const CLI = await builtSignet();
 const dir = mkdtempSync(join(tmpdir(), 'signet-cli-'));
 
 function configFile(name: string, text: string): string {
@@ -114,10 +118,12 @@ describe('serve, keys status and keys rotate against a real Vault', () => {
 });
 
 describe('signet dev', () => {
-  test('starts Vault and Signet and prints a curl that signs and then verifies a token', async () => {
+  test('starts Vault and Signet, prints a curl that signs and then verifies a token, and key commands that work next to it', async () => {
     await vaultBinary();
     const port = await freePort();
-    const child = spawn(process.execPath, [CLI, 'dev', '--listen', `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const configOut = join(dir, 'dev', 'signet dev.yaml');
+    mkdirSync(dirname(configOut), { recursive: true });
+    const child = spawn(process.execPath, [CLI, 'dev', '--listen', `127.0.0.1:${port}`, '--write-config', configOut], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (c) => { stderr += c; });
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
@@ -131,10 +137,57 @@ describe('signet dev', () => {
       assert.equal(answer.valid, true);
       assert.equal(answer.alg, 'ES256');
       assert.equal(answer.claims.sub, 'demo');
+
+      // The configuration it runs with is in the file it names (the Vault token is not: it comes from the env).
+      assert.ok(stderr.includes(`Configuration: ${configOut}.`), stderr);
+      const written = readFileSync(configOut, 'utf8');
+      assert.match(written, new RegExp(`^listen: 127\\.0\\.0\\.1:${port}$`, 'm'));
+      assert.match(written, /^default_key: app$/m);
+      const rootToken = /VAULT_TOKEN=(\S+) \(dev only\)/.exec(stderr)![1]!;
+      assert.ok(!written.includes(rootToken), 'the Vault token is not written to the file');
+
+      // The printed key commands, run as printed (npx signet from this checkout, a fresh shell with only them).
+      const shell = (pattern: RegExp) => lines.filter((l) => pattern.test(l.trim())).map((l) => l.trim());
+      const [exportToken] = shell(/^export VAULT_TOKEN=/);
+      const [status] = shell(/^npx signet keys status --config /);
+      const [rotate] = shell(/^npx signet keys rotate app --config /);
+      assert.ok(exportToken && status && rotate, stderr);
+      const { VAULT_TOKEN: _token, VAULT_ADDR: _addr, ...env } = process.env;
+      const sh = (commands: string[]) => run('bash', ['-c', commands.join('\n')], { cwd: ROOT, env, timeout: 60_000 });
+      const before = await sh([exportToken, status]);
+      for (const key of ['app  (ecdsa-p256, ES256)', 'ed  (ed25519, EdDSA)', 'rsa  (rsa-2048, RS256)', 'hmac  (hmac, HS256)']) {
+        assert.ok(before.stdout.includes(`${key}  signing: v1`), before.stdout);
+      }
+      const rotated = await sh([exportToken, rotate]);
+      assert.match(rotated.stdout, /^rotated app: v2 \(kid [A-Za-z0-9_-]{43}\) is published now/);
+      const after = await sh([exportToken, status]);
+      assert.match(after.stdout, /^v2\s+\S+\s+\S+\s+pending\s+\d{4}-/m);
+      // Without the token the command says what is missing, naming the field.
+      const withoutToken = await sh([status]).then(() => undefined, (e: { stderr: string }) => e.stderr);
+      assert.match(withoutToken ?? '', /vault\.auth: method token needs VAULT_TOKEN/);
     } finally {
       child.kill('SIGINT');
     }
     assert.equal(await exited, 0);
+  });
+
+  test('without --write-config the file goes to a temporary directory, removed when it stops', async () => {
+    await vaultBinary();
+    const port = await freePort();
+    const child = spawn(process.execPath, [CLI, 'dev', '--listen', `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (c) => { stderr += c; });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    let file: string | undefined;
+    try {
+      await eventually(() => stderr.includes('Ctrl-C stops Signet and Vault.'), 60_000, 'the dev banner');
+      file = /^Configuration: (\S+) \(removed on exit/m.exec(stderr)?.[1];
+      assert.ok(file && existsSync(file), stderr);
+    } finally {
+      child.kill('SIGINT');
+    }
+    assert.equal(await exited, 0);
+    assert.equal(existsSync(file!), false, `${file} outlived signet dev`);
   });
 });
 

@@ -1,6 +1,7 @@
 // The container image without a Docker engine: the Dockerfile's instructions are carried out on a temporary
-// directory tree standing in for the image (WORKDIR, COPY with .dockerignore applied, COPY --from, ENV, USER), its
-// `npm ci --omit=dev` runs clean in the deps stage, and then the image's CMD starts Signet from that tree, as the
+// directory tree standing in for the image (WORKDIR, COPY with .dockerignore applied, COPY --from, ENV, USER), the
+// build stage's `npm ci` and `node scripts/build.ts` run clean, and then the image's CMD starts the production bundle
+// from the runtime tree (with the image's NODE_OPTIONS and MALLOC_ARENA_MAX), as the
 // image's non-root user, with the image's default /etc/signet/signet.yaml, against a real Vault and a token that
 // holds only vault-policy.hcl. /healthz, /readyz, signing and the HEALTHCHECK command must work; with
 // SIGNET_PUBLIC_LISTEN set, the read-only public listener (what deploy/kubernetes/ probes, scrapes and publishes)
@@ -8,8 +9,8 @@
 // cleanly, and nothing may be written into the tree (read-only root filesystem).
 //
 // Two liberties, both noted where they happen: the started process is this test's own Node 24, copied to the
-// image tree's /usr/local/bin/node where the base image keeps its own (--omit=dev leaves out the devDependency
-// that pins Node here, and the image's user must be able to run it wherever the checkout lies),
+// image tree's /usr/local/bin/node where the base image keeps its own (the same version: the image pins the Node
+// the tests run on; and the image's user must be able to run it wherever the checkout lies),
 // and `npm cache clean --force` is not run (it would wipe this machine's npm cache), while --prefer-offline is
 // added to npm ci so a warm cache makes it quick.
 
@@ -64,8 +65,16 @@ async function buildStage(stage: Stage, root: string, built: Map<string, BuiltSt
         break;
       }
       case 'RUN': {
+        const build = /^node (scripts\/build\.ts)$/.exec(ins.args);
+        if (build) {
+          // The build stage's `node` is the image's Node 24; this test runs on the same version (dockerfile.test.ts).
+          notes.push(`ran: node ${build[1]} (in ${state.workdir})`);
+          const result = await run(process.execPath, [build[1]!], { cwd: inside('.'), timeoutMs: 300_000 });
+          if (result.code !== 0) throw new Error(`node ${build[1]} failed (${result.code}):\n${result.stdout}\n${result.stderr}`);
+          break;
+        }
         const npm = /\bnpm ci\b[^&;|]*/.exec(ins.args);
-        if (!npm) throw new Error(`RUN line ${ins.line}: this test only knows how to run npm ci (${ins.args})`);
+        if (!npm) throw new Error(`RUN line ${ins.line}: this test only knows how to run npm ci and node scripts/build.ts (${ins.args})`);
         const args = npm[0].trim().split(/\s+/).slice(1);
         notes.push(`ran: npm ${args.join(' ')} --prefer-offline (in ${state.workdir}); skipped the rest of "RUN ${ins.args}"`);
         const result = await run('npm', [...args, '--prefer-offline'], { cwd: inside('.'), timeoutMs: 300_000, env: { ...process.env, npm_config_update_notifier: 'false' } });
@@ -99,6 +108,7 @@ describe('the Docker image\'s file tree and command, without Docker', () => {
 
   let work: string;
   let image: BuiltStage;
+  const built = new Map<string, BuiltStage>();
   let vault: TestVault;
   let child: ChildProcess | undefined;
   let output = '';
@@ -121,7 +131,6 @@ describe('the Docker image\'s file tree and command, without Docker', () => {
   before(async () => {
     work = mkdtempSync(join(tmpdir(), 'signet-image-'));
     chmodSync(work, 0o755);
-    const built = new Map<string, BuiltStage>();
     let started = performance.now();
     for (const [i, stage] of all.entries()) {
       const root = join(work, `stage-${i}`);
@@ -190,13 +199,28 @@ describe('the Docker image\'s file tree and command, without Docker', () => {
     process.stderr.write(`# docker-image: ${JSON.stringify(timings)}; ${notes.join('; ')}${uid === undefined ? '; not root: ran as the current user' : `; ran as uid ${uid}:${gid}`}\n`);
   });
 
-  test('npm ci --omit=dev installed the production dependencies and none of the dev ones', () => {
-    const modules = inImage('node_modules');
-    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
-    for (const name of Object.keys(pkg.dependencies)) assert.ok(existsSync(join(modules, name, 'package.json')), `${name} missing`);
-    for (const name of Object.keys(pkg.devDependencies)) assert.ok(!existsSync(join(modules, name)), `dev dependency ${name} installed`);
-    assert.ok(!existsSync(inImage('test')) && !existsSync(inImage('bench')) && !existsSync(inImage('.git')), 'tests, benchmarks or .git in the image');
+  test('the runtime tree holds the bundle and no node_modules, sources, tests or benchmarks; the bundle has no dev-server code', () => {
+    assert.deepEqual(readdirSync(inImage('dist')).sort(), ['THIRD-PARTY-LICENSES.txt', 'healthcheck.mjs', 'signet.mjs', 'signet.mjs.map']);
+    for (const absent of ['node_modules', 'src', 'bin', 'test', 'bench', 'scripts', '.git', 'package.json']) {
+      assert.ok(!existsSync(inImage(absent)), `${absent} in the image`);
+    }
     assert.ok(existsSync(join(image.root, 'etc/signet/signet.yaml')), 'the default configuration');
+    // What went into the bundle, by esbuild's metafile (left in the build stage): not `signet dev`, nor the code
+    // that starts and pauses Vault servers, nor anything of the tests.
+    const buildStage = built.get('build')!;
+    const meta = JSON.parse(readFileSync(join(buildStage.root, 'app', 'dist', 'meta.json'), 'utf8')) as { inputs: Record<string, unknown> };
+    const inputs = Object.keys(meta.inputs);
+    assert.ok(inputs.includes('src/cli.ts') && inputs.includes('src/server.ts'), inputs.join(', '));
+    assert.deepEqual(inputs.filter((f) => /^src\/(dev|vault\/dev-server)\.ts$|^test\/|^bench\//.test(f)), []);
+    // And by the text: the Vault dev server's flags and its pause (SIGSTOP) appear nowhere in what ships.
+    const bundle = readFileSync(inImage('dist/signet.mjs'), 'utf8');
+    for (const devOnly of ['-dev-root-token-id', '-dev-listen-address', 'SIGSTOP']) assert.ok(!bundle.includes(devOnly), `${devOnly} in the bundle`);
+    // The image's `signet dev` says that it needs a checkout.
+    assert.match(readFileSync(inImage('dist/signet.mjs'), 'utf8'), /needs the sources \(src\/dev\.ts\)/);
+  });
+
+  test('the Node the tests ran is the Node the image pins', () => {
+    assert.equal(final.from, `node:${process.versions.node}-bookworm-slim`);
   });
 
   test('the CMD started Signet: /healthz and /readyz answer 200 (Vault authenticated, both keys loaded)', async () => {

@@ -10,11 +10,13 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
+import { builtSignet } from '../harness/build.ts';
 import { startSignet, eventually, type TestSignet } from '../harness/signet.ts';
 import { startVault, type TestVault } from '../harness/vault.ts';
 
 const run = promisify(execFile);
-const CLI = join(import.meta.dirname, '..', '..', 'bin', 'signet.js');
+// The keys commands as the image runs them: the production bundle (test/harness/build.ts).
+const CLI = await builtSignet();
 
 // publish_delay must exceed max_age + refresh_interval + clock_skew = 4 s.
 const TIMING = { refresh_interval: '1s', jwks: { max_age: '2s' }, clock_skew: '1s' };

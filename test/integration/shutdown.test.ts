@@ -8,10 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { freePort } from '../../src/vault/dev-server.ts';
+import { builtSignet } from '../harness/build.ts';
 import { eventually } from '../harness/signet.ts';
 import { startVault } from '../harness/vault.ts';
 
-const CLI = join(import.meta.dirname, '..', '..', 'bin', 'signet.js');
+// The production bundle (test/harness/build.ts), as the image runs it.
+const CLI = await builtSignet();
 
 test('SIGTERM drains in-flight requests and exits within the grace period', async () => {
   const vault = await startVault();

