@@ -23,7 +23,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findVaultBinary, freePort, startDevVault, vaultApi, type VaultServer } from '../src/vault/dev-server.ts';
-import { execForm, readDockerfile, stages } from '../test/harness/dockerfile.ts';
+import { execForm, readDockerfile, stageEnv, stages } from '../test/harness/dockerfile.ts';
 import { builtSignet } from '../test/harness/build.ts';
 import { fixed, mb, sleep, table, waitIdle } from './lib.ts';
 
@@ -51,10 +51,7 @@ function status(pid: number): Status | undefined {
 /** The final stage of the Dockerfile: its ENV and its CMD's arguments after `node`. */
 function image(): { env: Record<string, string>; args: string[] } {
   const final = stages(readDockerfile()).at(-1)!;
-  const env: Record<string, string> = {};
-  for (const ins of final.instructions.filter((i) => i.keyword === 'ENV')) {
-    for (const match of ins.args.matchAll(/(\w+)=("(?:[^"\\]|\\.)*"|\S+)/g)) env[match[1]!] = match[2]!.startsWith('"') ? JSON.parse(match[2]!) as string : match[2]!;
-  }
+  const env = stageEnv(final);
   const cmd = execForm(final.instructions.find((i) => i.keyword === 'CMD')!.args)!;
   return { env, args: cmd.slice(1) };
 }

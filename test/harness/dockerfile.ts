@@ -55,6 +55,16 @@ export function execForm(args: string): string[] | undefined {
   return parsed as string[];
 }
 
+/** The variables of one ENV instruction (NAME=value or NAME="value" pairs). */
+export function envPairs(args: string): Array<[string, string]> {
+  return [...args.matchAll(/(\w+)=("(?:[^"\\]|\\.)*"|\S+)/g)].map((m) => [m[1]!, m[2]!.startsWith('"') ? JSON.parse(m[2]!) as string : m[2]!]);
+}
+
+/** Every variable a stage's ENV instructions set. */
+export function stageEnv(stage: Stage): Record<string, string> {
+  return Object.fromEntries(stage.instructions.filter((i) => i.keyword === 'ENV').flatMap((i) => envPairs(i.args)));
+}
+
 export interface Copy { from?: string; sources: string[]; dest: string; line: number }
 
 export function copyOf(ins: Instruction): Copy {

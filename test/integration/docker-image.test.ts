@@ -21,7 +21,7 @@ import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, re
 import { tmpdir } from 'node:os';
 import { basename, dirname, isAbsolute, join, posix, relative } from 'node:path';
 import { freePort } from '../../src/vault/dev-server.ts';
-import { copyOf, dockerignored, execForm, readDockerfile, stages, type Stage } from '../harness/dockerfile.ts';
+import { copyOf, dockerignored, envPairs, execForm, readDockerfile, stages, type Stage } from '../harness/dockerfile.ts';
 import { rawRequest } from '../harness/http.ts';
 import { ROOT, run, type RunResult } from '../harness/ops.ts';
 import { startVault, type TestVault } from '../harness/vault.ts';
@@ -39,9 +39,7 @@ async function buildStage(stage: Stage, root: string, built: Map<string, BuiltSt
         mkdirSync(inside('.'), { recursive: true });
         break;
       case 'ENV':
-        for (const match of ins.args.matchAll(/(\w+)=("(?:[^"\\]|\\.)*"|\S+)/g)) {
-          state.env[match[1]!] = match[2]!.startsWith('"') ? JSON.parse(match[2]!) as string : match[2]!;
-        }
+        for (const [name, value] of envPairs(ins.args)) state.env[name] = value;
         break;
       case 'USER':
         state.user = ins.args;

@@ -15,7 +15,7 @@ import { buildPublicApp } from '../../src/app.ts';
 import { buildConfig, isLoopbackListen, splitHostPort } from '../../src/config.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { createServices } from '../../src/services.ts';
-import { execForm, readDockerfile, stages } from '../harness/dockerfile.ts';
+import { execForm, readDockerfile, stageEnv, stages } from '../harness/dockerfile.ts';
 import { ROOT } from '../harness/ops.ts';
 
 const DIR = join(ROOT, 'deploy', 'kubernetes');
@@ -178,6 +178,15 @@ test('probes: httpGet on the public port; startup and readiness on /readyz, live
   // /readyz turns 503 in a Vault outage: liveness must not restart Signet for that, so it watches /healthz only.
   assert.ok(signet.livenessProbe.failureThreshold >= 3);
   for (const c of containers) assert.ok(c.readinessProbe && c.livenessProbe, `${c.name}: readiness and liveness probes`);
+});
+
+test('Signet\'s container sets the image\'s memory settings (NODE_OPTIONS, MALLOC_ARENA_MAX) with the Dockerfile\'s values', () => {
+  const imageEnv = new Map(Object.entries(stageEnv(stages(readDockerfile()).at(-1)!)));
+  const env = new Map((signet.env as Array<{ name: string; value?: string }>).map((e) => [e.name, e.value]));
+  for (const name of ['NODE_OPTIONS', 'MALLOC_ARENA_MAX']) {
+    assert.ok(imageEnv.has(name), `the Dockerfile sets no ${name}`);
+    assert.equal(env.get(name), imageEnv.get(name), `${name} in deployment.yaml`);
+  }
 });
 
 test('every container has resource requests and a memory limit', () => {
