@@ -21,9 +21,9 @@
 # configuration leaves it off.
 #
 # Read-only root filesystem: Signet writes nothing to disk (logs go to stdout); the bundle belongs to root and is
-# read-only for the runtime user. Only a unix socket needs a writable directory (mount an emptyDir or
-# a tmpfs at its directory). The HEALTHCHECK runs dist/healthcheck.mjs (bin/healthcheck.js, bundled) with Node itself, against the signing listener
-# (loopback or unix socket), so it needs no public listener.
+# read-only for the runtime user. Only a unix socket needs a writable directory (mount an emptyDir or a tmpfs at
+# its directory). The HEALTHCHECK runs dist/healthcheck.mjs (bin/healthcheck.js, bundled) with Node itself, in
+# exec form (no shell), against the signing listener (loopback or unix socket), so it needs no public listener.
 
 # ---- build: the production bundle (npm run build) -------------------------------------------------------------
 # All dependencies from the lockfile (esbuild is a dev dependency), no install scripts; esbuild bundles src/cli.ts
@@ -63,7 +63,9 @@ ENV NODE_ENV=production \
 
 WORKDIR /app
 # The bundle, its source map and the license notices of what it bundles; no node_modules, no sources.
-COPY --from=build /app/dist/signet.mjs /app/dist/signet.mjs.map /app/dist/healthcheck.mjs /app/dist/THIRD-PARTY-LICENSES.txt ./dist/
+COPY --from=build \
+     /app/dist/signet.mjs /app/dist/signet.mjs.map /app/dist/healthcheck.mjs /app/dist/THIRD-PARTY-LICENSES.txt \
+     ./dist/
 COPY vault-policy.hcl ./
 # A working default (token auth from VAULT_TOKEN); mount your own over it, e.g. a Kubernetes ConfigMap.
 COPY deploy/signet.example.yaml /etc/signet/signet.yaml
