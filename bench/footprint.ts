@@ -124,7 +124,7 @@ async function main(): Promise<void> {
     await vaultApi(vault.address, vault.rootToken, 'POST', 'sys/mounts/transit', { type: 'transit' });
     // The image's default configuration (deploy/signet.example.yaml) signs with these two keys.
     await vaultApi(vault.address, vault.rootToken, 'POST', 'transit/keys/app', { type: 'ecdsa-p256' });
-    await vaultApi(vault.address, vault.rootToken, 'POST', 'transit/keys/app-hmac', { type: 'hmac' });
+    await vaultApi(vault.address, vault.rootToken, 'POST', 'transit/keys/app-hmac', { type: 'hmac', key_size: 32 });
 
     const sources = process.env.FOOTPRINT_SIGNET === 'sources';
     const { env: imageEnv, args } = image();
