@@ -22,7 +22,7 @@ export interface Load {
   stop(): Promise<Outcome[]>;
 }
 
-export function signLoad(url: string, options: { clients: number; path?: string; body?: () => unknown; pauseMs?: number; timeoutMs?: number }): Load {
+export function signLoad(url: string, options: { clients: number; path?: string; body?: () => unknown; pauseMs?: number; pauseAfterFailureMs?: number; timeoutMs?: number }): Load {
   const started = performance.now();
   const outcomes: Outcome[] = [];
   const agent = new Agent({ connections: options.clients, keepAliveTimeout: 10_000 });
@@ -46,7 +46,9 @@ export function signLoad(url: string, options: { clients: number; path?: string;
       } catch (error) {
         outcomes.push({ at, status: 0, ms: performance.now() - started - at, error: (error as Error).message });
       }
-      if (options.pauseMs) await new Promise((r) => setTimeout(r, options.pauseMs));
+      const failed = outcomes.at(-1)!.status !== 200;
+      const pause = failed && options.pauseAfterFailureMs ? options.pauseAfterFailureMs : options.pauseMs;
+      if (pause) await new Promise((r) => setTimeout(r, pause));
     }
   };
   const workers = Array.from({ length: options.clients }, client);
