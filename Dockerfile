@@ -39,7 +39,7 @@ COPY scripts/build.ts ./scripts/
 RUN node scripts/build.ts
 
 # ---- runtime ---------------------------------------------------------------------------------------------------
-# The same exact base. (Distroless Node 24 was considered: see README "The image" for why this is not it yet.)
+# The same exact base. (Distroless Node 24 was considered: see README "Build and image" for why this is not it yet.)
 FROM node:24.21.0-bookworm-slim AS runtime
 
 ARG VERSION=0.1.0
