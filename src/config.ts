@@ -3,6 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
+import { parseAuditConfig, type AuditConfig } from './audit/config.ts';
 import { parseDuration } from './duration.ts';
 import { ConfigError } from './errors.ts';
 import { isJwsAlg, type JwsAlg } from './jwt/algorithms.ts';
@@ -72,6 +73,8 @@ export interface Config {
   /** host:port of the read-only public listener (JWKS, discovery, health, metrics); undefined: none. */
   publicListen?: string;
   batching: BatchingConfig;
+  /** The audit trail of sign decisions; undefined: off. */
+  audit?: AuditConfig;
 }
 
 export interface BatchingConfig {
@@ -272,7 +275,7 @@ function parseKey(raw: unknown, index: number, defaults: { jwksMaxAge: number; r
 
 const TOP_FIELDS = [
   'listen', 'vault', 'keys', 'default_key', 'jwks', 'refresh_interval', 'clock_skew', 'body_limit', 'log_level', 'public_url',
-  'callers', 'allowed_hosts', 'listen_mode', 'listen_group', 'public_listen', 'batching',
+  'callers', 'allowed_hosts', 'listen_mode', 'listen_group', 'public_listen', 'batching', 'audit',
 ];
 
 function positiveInteger(value: unknown, field: string, fallback: number, max: number): number {
@@ -407,11 +410,12 @@ export function buildConfig(doc: unknown, env: Env = process.env, options: { key
     listenGroup,
     publicListen,
     batching: parseBatching(root.batching),
+    audit: parseAuditConfig(root.audit),
   };
 }
 
-/** Reads the configuration file (YAML or JSON) named by --config or SIGNET_CONFIG, then applies the environment. */
-export function loadConfig(path: string | undefined, env: Env = process.env, options: { keysRequired?: boolean } = {}): Config {
+/** The configuration document (YAML or JSON) named by --config or SIGNET_CONFIG, parsed but not validated. */
+export function readConfigDocument(path: string | undefined, env: Env = process.env): unknown {
   const file = path ?? env.SIGNET_CONFIG;
   let doc: unknown = {};
   if (file) {
@@ -429,5 +433,10 @@ export function loadConfig(path: string | undefined, env: Env = process.env, opt
       throw new ConfigError(file, `not valid YAML or JSON: ${(error as Error).message.split('\n')[0]}`);
     }
   }
-  return buildConfig(doc, env, options);
+  return doc;
+}
+
+/** Reads the configuration file (YAML or JSON) named by --config or SIGNET_CONFIG, then applies the environment. */
+export function loadConfig(path: string | undefined, env: Env = process.env, options: { keysRequired?: boolean } = {}): Config {
+  return buildConfig(readConfigDocument(path, env), env, options);
 }

@@ -1,6 +1,7 @@
 // The parts of a running Signet, wired together once. Routes receive this object; tests can reach the parts.
 
 import type { Logger } from 'pino';
+import { Auditor } from './audit/auditor.ts';
 import type { Config } from './config.ts';
 import { Keyring } from './keys/keyring.ts';
 import { KeyRefresher } from './keys/refresher.ts';
@@ -42,6 +43,8 @@ export interface Services {
   batcher: SignBatcher;
   signer: Signer;
   verifier: Verifier;
+  /** The audit trail: every sign path calls audit.signDecision() once per decision and awaits it. */
+  audit: Auditor;
   vaultStatus(): VaultStatus;
   start(): Promise<void>;
   stop(): Promise<void>;
@@ -116,6 +119,7 @@ export function createServices(config: Config, log: Logger, options: ServiceOpti
   );
   const signer = new Signer(config.keys, keyring, batcher, () => refresher.refresh());
   const verifier = new Verifier(keyring, refresher, transit, config.clockSkew);
+  const audit = new Auditor(config.audit, log, metrics);
 
   let status: VaultStatus = { health: 'unreachable', reachable: false, checkedAt: 0 };
   let probeTimer: NodeJS.Timeout | undefined;
@@ -141,9 +145,10 @@ export function createServices(config: Config, log: Logger, options: ServiceOpti
   };
 
   return {
-    config, log, metrics, control, auth, http, transit, keyring, refresher, batcher, signer, verifier,
+    config, log, metrics, control, auth, http, transit, keyring, refresher, batcher, signer, verifier, audit,
     vaultStatus: () => ({ ...status, reachable: status.reachable && http.breaker.state !== 'open' }),
     async start() {
+      audit.open();
       await probe();
       loop();
       await auth.start();
@@ -151,6 +156,7 @@ export function createServices(config: Config, log: Logger, options: ServiceOpti
     },
     async stop() {
       stopped = true;
+      await audit.close();
       if (probeTimer) clearTimeout(probeTimer);
       refresher.stop();
       auth.stop();
