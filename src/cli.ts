@@ -264,7 +264,14 @@ async function runAudit(argv: string[]): Promise<void> {
     if (!audit) fail('audit find: --sub needs --config with audit.subject_key_file (the secret sub is hashed with)', 2);
     filter.subHmac = subjectHmac(readSubjectKey(audit.subjectKeyFile), values.sub);
   }
-  const { records, skipped } = await findRecords(files, filter);
+  let found: Awaited<ReturnType<typeof findRecords>>;
+  try {
+    found = await findRecords(files, filter);
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException;
+    fail(`audit find: cannot read ${e.path ?? 'an audit file'} (${e.code ?? e.message})`, 2);
+  }
+  const { records, skipped } = found;
   if (values.json) process.stdout.write(records.map((r) => `${JSON.stringify(r)}\n`).join(''));
   else if (records.length > 0) process.stdout.write(formatRecords(records));
   if (skipped > 0) process.stderr.write(`signet: audit find: skipped ${skipped} line(s) that are not audit records (fragments of failed writes)\n`);
