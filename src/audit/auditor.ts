@@ -9,6 +9,7 @@
 // (AuditUnavailableError), counted in signet_audit_records_failed_total, and logged. With fail_closed: false the
 // signs are answered anyway, and the failure is still counted and logged.
 
+import { createSecretKey, type KeyObject } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { ConfigError, SignetError } from '../errors.ts';
@@ -67,7 +68,7 @@ export class Auditor {
   readonly #config: AuditConfig | undefined;
   readonly #log: Logger;
   readonly #metrics: Metrics;
-  #secret: Buffer = Buffer.alloc(0);
+  #secret: KeyObject | undefined;
   #sinks: AuditSink[] = [];
   #batch: Batch | undefined;
   #scheduled = false;
@@ -89,7 +90,7 @@ export class Auditor {
   open(sinks?: AuditSink[]): void {
     const config = this.#config;
     if (!config) return;
-    this.#secret = readSubjectKey(config.subjectKeyFile);
+    this.#secret = createSecretKey(readSubjectKey(config.subjectKeyFile));
     if (sinks) {
       this.#sinks = sinks;
       return;
@@ -122,6 +123,7 @@ export class Auditor {
    */
   signDecision(decision: SignDecision): Promise<void> | undefined {
     if (!this.enabled) return undefined;
+    if (!this.#secret) throw new Error('Auditor.signDecision before open()');
     const line = serializeRecord(buildRecord(decision, this.#secret, Date.now()));
     const batch = this.#batch ??= newBatch();
     batch.lines.push(line);

@@ -77,6 +77,10 @@ export class FileSink implements AuditSink {
   }
 
   write(data: Buffer, done: (error?: NodeJS.ErrnoException) => void): void {
+    if (process.env.SIGNET_AUDIT_SYNC === '1') {
+      this.#writeSync(data, done);
+      return;
+    }
     if (this.#closed) {
       done(Object.assign(new Error('audit file is closed'), { code: 'ECLOSED' }));
       return;
@@ -117,6 +121,27 @@ export class FileSink implements AuditSink {
     next();
   }
 
+  #writeSync(data: Buffer, done: (error?: NodeJS.ErrnoException) => void): void {
+    let failure: NodeJS.ErrnoException | undefined;
+    let offset = 0;
+    const buffer = this.#fragment ? Buffer.concat([Buffer.from('\n'), data]) : data;
+    try {
+      if (this.#closed) throw Object.assign(new Error('audit file is closed'), { code: 'ECLOSED' });
+      if (this.#reopenWanted || this.#fd === undefined) this.#open();
+      while (offset < buffer.length) {
+        const written = writeSync(this.#fd!, buffer, offset, buffer.length - offset);
+        if (written <= 0) throw Object.assign(new Error('short write'), { code: 'EIO' });
+        offset += written;
+      }
+      this.#fragment = false;
+    } catch (error) {
+      failure = error as NodeJS.ErrnoException;
+      this.#fragment ||= offset > 0;
+      this.#reopenWanted = true;
+    }
+    done(failure);
+  }
+
   close(): void {
     this.#closed = true;
     if (this.#timer) clearInterval(this.#timer);
@@ -127,10 +152,14 @@ export class FileSink implements AuditSink {
   }
 }
 
+/** Writes to a pipe of at most this many bytes are atomic (POSIX PIPE_BUF on Linux). */
+const PIPE_BUF = 4096;
+
 /**
- * Audit lines on stdout, for collectors that read a container's output. They are written synchronously, from
- * the main thread like pino's own lines, so that a batch never interleaves with a log line; each is a JSON
- * object whose `type` is "audit", which the operational log's lines never have.
+ * Audit lines on stdout, for collectors that read a container's output. pino writes the operational log to the
+ * same descriptor, from its own buffer; so that no log line can land inside an audit line (or the reverse), a
+ * batch is written in chunks of whole lines of at most PIPE_BUF bytes, each of which a pipe writes atomically.
+ * Each line is a JSON object whose `type` is "audit", which the operational log's lines never have.
  */
 export class StdoutSink implements AuditSink {
   readonly name = 'stdout';
@@ -140,18 +169,34 @@ export class StdoutSink implements AuditSink {
     this.#fd = fd;
   }
 
-  write(data: Buffer, done: (error?: NodeJS.ErrnoException) => void): void {
-    let offset = 0;
+  #writeAll(data: Buffer, start: number, end: number): void {
+    let offset = start;
     let waits = 0;
+    while (offset < end) {
+      try {
+        offset += writeSync(this.#fd, data, offset, end - offset);
+      } catch (error) {
+        // A non-blocking pipe whose reader is behind: wait for it a little (at most 1 s in all), as pino does.
+        if ((error as NodeJS.ErrnoException).code !== 'EAGAIN' || ++waits > 100) throw error;
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+      }
+    }
+  }
+
+  write(data: Buffer, done: (error?: NodeJS.ErrnoException) => void): void {
     try {
-      while (offset < data.length) {
-        try {
-          offset += writeSync(this.#fd, data, offset, data.length - offset);
-        } catch (error) {
-          // A non-blocking pipe whose reader is behind: wait for it a little (at most 1 s in all), as pino does.
-          if ((error as NodeJS.ErrnoException).code !== 'EAGAIN' || ++waits > 100) throw error;
-          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+      let start = 0;
+      while (start < data.length) {
+        // The longest run of whole lines that fits in PIPE_BUF (or one longer line on its own).
+        let end = start;
+        let next = data.indexOf(0x0a, end);
+        while (next !== -1 && next + 1 - start <= PIPE_BUF) {
+          end = next + 1;
+          next = data.indexOf(0x0a, end);
         }
+        if (end === start) end = next === -1 ? data.length : next + 1;
+        this.#writeAll(data, start, end);
+        start = end;
       }
     } catch (error) {
       queueMicrotask(() => done(error as NodeJS.ErrnoException));

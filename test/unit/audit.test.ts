@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -11,7 +11,7 @@ import { Writable } from 'node:stream';
 import { parseAuditConfig } from '../../src/audit/config.ts';
 import { buildRecord, callerName, matches, parseRecord, serializeRecord, subjectHmac, type SignDecision } from '../../src/audit/record.ts';
 import { Auditor, AuditUnavailableError, readSubjectKey } from '../../src/audit/auditor.ts';
-import { FileSink } from '../../src/audit/sink.ts';
+import { FileSink, StdoutSink } from '../../src/audit/sink.ts';
 import { rotatedFiles, findRecords } from '../../src/audit/find.ts';
 import { buildConfig } from '../../src/config.ts';
 import { ClaimPolicyError, ConfigError } from '../../src/errors.ts';
@@ -198,6 +198,21 @@ describe('Auditor and FileSink', () => {
       assert.deepEqual(rotatedFiles(file).map((f) => f.slice(dir.length + 1)).at(-1), 'audit.log');
     } finally {
       sink.close();
+      rmSync(dir, { recursive: true });
+    }
+  });
+
+  test('StdoutSink writes a batch whole, in chunks of whole lines', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'signet-audit-'));
+    const fd = openSync(join(dir, 'out'), 'w');
+    try {
+      const lines = Array.from({ length: 40 }, (_, i) => `{"type":"audit","n":${i},"pad":"${'x'.repeat(i * 10)}"}\n`);
+      lines.push(`{"type":"audit","long":"${'y'.repeat(5000)}"}\n`);
+      const data = Buffer.from(lines.join(''));
+      await new Promise<void>((resolve, reject) => new StdoutSink(fd).write(data, (e) => (e ? reject(e) : resolve())));
+      assert.equal(readFileSync(join(dir, 'out'), 'utf8'), lines.join(''));
+    } finally {
+      closeSync(fd);
       rmSync(dir, { recursive: true });
     }
   });
