@@ -57,6 +57,8 @@ function traffic(post: (i: number) => Promise<{ status: number; body: any }>, cl
   };
 }
 
+after(() => rmSync(dir, { recursive: true, force: true }));
+
 describe('audit trail', () => {
   let vault: TestVault;
 
@@ -68,7 +70,6 @@ describe('audit trail', () => {
 
   after(async () => {
     await vault?.stop();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   test('every token of 32 concurrent clients and every refusal has exactly one record; audit find finds them; no secret in the file', async () => {
@@ -297,6 +298,7 @@ describe('logrotate: rename + SIGHUP on a running signet serve', () => {
     await load.stop();
     assert.equal(child.exitCode, null, 'SIGHUP did not stop Signet');
     assert.deepEqual([...new Set(load.answers.map((a) => a.status))], [200]);
+    assert.ok(recordsOf(`${file}.1`).length > 0, 'records before the SIGHUP are in the rotated file');
     // logrotate's compress of the rotated file.
     writeFileSync(`${file}.1.gz`, gzipSync(readFileSync(`${file}.1`)));
     unlinkSync(`${file}.1`);
