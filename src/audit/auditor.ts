@@ -9,13 +9,13 @@
 // (AuditUnavailableError), counted in signet_audit_records_failed_total, and logged. With fail_closed: false the
 // signs are answered anyway, and the failure is still counted and logged.
 
-import { createSecretKey, type KeyObject } from 'node:crypto';
+import { createSecretKey } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { ConfigError, SignetError } from '../errors.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { AuditConfig } from './config.ts';
-import { buildRecord, serializeRecord, type SignDecision } from './record.ts';
+import { buildRecord, serializeRecord, subjectHasher, type SignDecision, type SubjectHasher } from './record.ts';
 import { FileSink, StdoutSink, type AuditSink } from './sink.ts';
 
 /** 503: the record of this sign could not be written, so its token is not handed out. */
@@ -68,7 +68,7 @@ export class Auditor {
   readonly #config: AuditConfig | undefined;
   readonly #log: Logger;
   readonly #metrics: Metrics;
-  #secret: KeyObject | undefined;
+  #hashSubject: SubjectHasher | undefined;
   #sinks: AuditSink[] = [];
   #batch: Batch | undefined;
   #scheduled = false;
@@ -90,7 +90,7 @@ export class Auditor {
   open(sinks?: AuditSink[]): void {
     const config = this.#config;
     if (!config) return;
-    this.#secret = createSecretKey(readSubjectKey(config.subjectKeyFile));
+    this.#hashSubject = subjectHasher(createSecretKey(readSubjectKey(config.subjectKeyFile)));
     if (sinks) {
       this.#sinks = sinks;
       return;
@@ -123,8 +123,8 @@ export class Auditor {
    */
   signDecision(decision: SignDecision): Promise<void> | undefined {
     if (!this.enabled) return undefined;
-    if (!this.#secret) throw new Error('Auditor.signDecision before open()');
-    const line = serializeRecord(buildRecord(decision, this.#secret, Date.now()));
+    if (!this.#hashSubject) throw new Error('Auditor.signDecision before open()');
+    const line = serializeRecord(buildRecord(decision, this.#hashSubject, Date.now()));
     const batch = this.#batch ??= newBatch();
     batch.lines.push(line);
     this.#schedule();

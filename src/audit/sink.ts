@@ -1,11 +1,17 @@
 // Where audit records go (I/O): an append-only file and/or stdout. Each write() here is one batch of whole
-// lines (see auditor.ts); a batch is written completely or reported failed.
+// lines (see auditor.ts), written completely or reported failed.
 //
-// The file is opened O_APPEND|O_CREAT with mode 0600, and reopened (between writes, never under one in flight):
-// on reopen() (SIGHUP), when its path no longer names the open file (moved by logrotate, deleted: checked every
-// second), and after a failed write (so a sink that failed because its file was replaced recovers by itself).
+// Writes are synchronous, one write(2) per batch (so per event-loop turn at most), not per record: appending a
+// few KB to the page cache takes microseconds, while handing the write to libuv's thread pool costs a thread
+// wake-up each way, which on a busy machine measured several times more than the write itself (see the README's
+// Audit trail section). The price: a filesystem that stalls (a hung NFS mount) stalls Signet with it; keep the
+// audit file on local disk.
+//
+// The file is opened O_APPEND|O_CREAT with mode 0600, and reopened between writes: on reopen() (SIGHUP), when its
+// path no longer names the open file (moved by logrotate, deleted: checked every second), and after a failed
+// write (so a sink that failed because its file was replaced recovers by itself).
 
-import { closeSync, fstatSync, openSync, stat, write, writeSync, constants } from 'node:fs';
+import { closeSync, fstatSync, openSync, stat, writeSync, constants } from 'node:fs';
 
 export interface AuditSink {
   readonly name: 'file' | 'stdout';
@@ -24,7 +30,6 @@ export class FileSink implements AuditSink {
   #fd: number | undefined;
   #ino = 0;
   #dev = 0;
-  #writing = false;
   #reopenWanted = false;
   /** The last write failed after some of its bytes reached the file: the next batch starts on a new line. */
   #fragment = false;
@@ -67,7 +72,7 @@ export class FileSink implements AuditSink {
 
   reopen(): void {
     this.#reopenWanted = true;
-    if (!this.#writing && !this.#closed) {
+    if (!this.#closed) {
       try {
         this.#open();
       } catch {
@@ -77,51 +82,6 @@ export class FileSink implements AuditSink {
   }
 
   write(data: Buffer, done: (error?: NodeJS.ErrnoException) => void): void {
-    if (process.env.SIGNET_AUDIT_SYNC === '1') {
-      this.#writeSync(data, done);
-      return;
-    }
-    if (this.#closed) {
-      done(Object.assign(new Error('audit file is closed'), { code: 'ECLOSED' }));
-      return;
-    }
-    try {
-      if (this.#reopenWanted || this.#fd === undefined) this.#open();
-    } catch (error) {
-      this.#reopenWanted = true;
-      done(error as NodeJS.ErrnoException);
-      return;
-    }
-    const buffer = this.#fragment ? Buffer.concat([Buffer.from('\n'), data]) : data;
-    const fd = this.#fd!;
-    this.#writing = true;
-    let offset = 0;
-    const next = (): void => {
-      write(fd, buffer, offset, buffer.length - offset, null, (error, written) => {
-        if (!error && written > 0) offset += written;
-        if (!error && offset < buffer.length && written > 0) {
-          next();
-          return;
-        }
-        this.#writing = false;
-        const failure = error ?? (offset < buffer.length ? Object.assign(new Error('short write'), { code: 'EIO' }) : undefined);
-        if (failure) {
-          this.#fragment ||= offset > 0;
-          // Try a fresh open before the next batch: the path may name a writable file again by then.
-          this.#reopenWanted = true;
-        } else {
-          this.#fragment = false;
-        }
-        if (this.#reopenWanted && !this.#closed && !failure) {
-          try { this.#open(); } catch { /* retried before the next write */ }
-        }
-        done(failure ?? undefined);
-      });
-    };
-    next();
-  }
-
-  #writeSync(data: Buffer, done: (error?: NodeJS.ErrnoException) => void): void {
     let failure: NodeJS.ErrnoException | undefined;
     let offset = 0;
     const buffer = this.#fragment ? Buffer.concat([Buffer.from('\n'), data]) : data;

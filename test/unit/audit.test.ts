@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { Writable } from 'node:stream';
 import { parseAuditConfig } from '../../src/audit/config.ts';
-import { buildRecord, callerName, matches, parseRecord, serializeRecord, subjectHmac, type SignDecision } from '../../src/audit/record.ts';
+import { buildRecord, callerName, matches, parseRecord, serializeRecord, subjectHasher, subjectHmac, type SignDecision } from '../../src/audit/record.ts';
 import { Auditor, AuditUnavailableError, readSubjectKey } from '../../src/audit/auditor.ts';
 import { FileSink, StdoutSink } from '../../src/audit/sink.ts';
 import { rotatedFiles, findRecords } from '../../src/audit/find.ts';
@@ -18,6 +18,7 @@ import { ClaimPolicyError, ConfigError } from '../../src/errors.ts';
 import { createMetrics } from '../../src/observability/metrics.ts';
 
 const SECRET = Buffer.from('0123456789abcdef0123456789abcdef');
+const HASH = subjectHasher(SECRET, 2);
 
 function token(payload: Record<string, unknown>): string {
   const part = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
@@ -68,7 +69,7 @@ describe('audit records', () => {
   };
 
   test('an issued token: who, which key and version, jti/iat/exp/aud, claim names, HMAC of sub; no value, no token', () => {
-    const record = buildRecord(issued, SECRET, Date.UTC(2026, 10, 30, 21, 0, 0));
+    const record = buildRecord(issued, HASH, Date.UTC(2026, 10, 30, 21, 0, 0));
     assert.deepEqual(record, {
       type: 'audit', time: '2026-11-30T21:00:00.000Z', request_id: 'req-1', caller: 'alice', key: 'app', key_version: 3, kid: 'kid-1', alg: 'ES256',
       jti: 'jti-1', iat: 100, exp: 400, aud: 'api', claims: ['iss', 'sub', 'email', 'aud', 'iat', 'nbf', 'exp', 'jti'],
@@ -85,7 +86,7 @@ describe('audit records', () => {
     const record = buildRecord({
       requestId: 'req-2', caller: 'local', key: 'app', claims: { sub: 'user-42', aud: 'evil', secret: 'v' },
       error: new ClaimPolicyError("claim aud: a value is not in this key's audience allow-list (keys[].audiences)"),
-    }, SECRET, 0);
+    }, HASH, 0);
     assert.equal(record.outcome, 'refused');
     assert.equal(record.status, 403);
     assert.equal(record.rule, 'claim_policy');
@@ -95,7 +96,7 @@ describe('audit records', () => {
     assert.equal(record.kid, undefined);
     assert.ok(!serializeRecord(record).includes('"v"'));
     // An error that is not Signet's own: its message is not recorded.
-    const internal = buildRecord({ requestId: 'r', caller: 'local', key: 'app', claims: 'not an object', error: new Error('secret detail') }, SECRET, 0);
+    const internal = buildRecord({ requestId: 'r', caller: 'local', key: 'app', claims: 'not an object', error: new Error('secret detail') }, HASH, 0);
     assert.deepEqual([internal.outcome, internal.status, internal.rule, internal.reason, internal.claims], ['error', 500, 'internal', undefined, []]);
   });
 
@@ -103,7 +104,9 @@ describe('audit records', () => {
     assert.equal(callerName(null), 'local');
     assert.equal(callerName({ name: 'alice' }), 'alice');
     assert.equal(callerName({}), '(unnamed)');
-    const record = buildRecord(issued, SECRET, Date.UTC(2026, 10, 30, 21, 0, 0));
+    // The remembering hasher agrees with the HMAC, also across its clearing (size 2 here).
+    for (const sub of ['a', 'b', 'c', 'a', 'b', 'c']) assert.equal(HASH(sub), subjectHmac(SECRET, sub));
+    const record = buildRecord(issued, HASH, Date.UTC(2026, 10, 30, 21, 0, 0));
     assert.deepEqual(parseRecord(serializeRecord(record).trim()), record);
     assert.equal(parseRecord('{"level":"info","msg":"x"}'), undefined);
     assert.equal(parseRecord('{"type":"audit","ti'), undefined);
@@ -232,7 +235,7 @@ describe('Auditor and FileSink', () => {
     const dir = mkdtempSync(join(tmpdir(), 'signet-audit-'));
     try {
       const { gzipSync } = await import('node:zlib');
-      const lines = [0, 1, 2].map((i) => serializeRecord(buildRecord(decision(i), SECRET, Date.UTC(2026, 0, 1, 0, 0, i))));
+      const lines = [0, 1, 2].map((i) => serializeRecord(buildRecord(decision(i), HASH, Date.UTC(2026, 0, 1, 0, 0, i))));
       writeFileSync(join(dir, 'audit.log.1.gz'), gzipSync(lines[0]! + lines[1]!));
       writeFileSync(join(dir, 'audit.log'), `{"type":"aud\n${lines[2]!}`);
       const files = rotatedFiles(join(dir, 'audit.log'));
