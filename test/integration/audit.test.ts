@@ -83,7 +83,7 @@ describe('audit trail', () => {
     ], { config: { callers: { tokens_file: TOKENS_FILE }, audit: { file, subject_key_file: SUBJECT_KEY } } });
     try {
       const as = (token: string) => ({ authorization: `Bearer ${token}` });
-      await eventually(async () => (await signet.post('/v1/sign/app', { claims: { sub: 'warm-up' } }, as(ALICE))).status === 200, 20_000, 'the first sign');
+      await eventually(async () => (await signet.post('/v1/sign/app', { claims: { sub: 'warm-up', aud: 'api' } }, as(ALICE))).status === 200, 20_000, 'the first sign');
       // 32 clients, 8 signs each, half as alice, half as bob; a claim value that must never reach the file.
       const issued: Array<{ caller: string; sub: string; email: string; token: string; kid: string; key_version: number }> = [];
       await Promise.all(Array.from({ length: 32 }, async (_, client) => {
@@ -91,7 +91,12 @@ describe('audit trail', () => {
           const caller = client % 2 === 0 ? 'alice' : 'bob';
           const sub = `subject-${client}`;
           const email = `person-${client}-${i}@mail.example`;
-          const r = await signet.post('/v1/sign/app', { claims: { sub, email, aud: 'api' } }, as(caller === 'alice' ? ALICE : BOB));
+          let r = await signet.post('/v1/sign/app', { claims: { sub, email, aud: 'api' } }, as(caller === 'alice' ? ALICE : BOB));
+          // A busy machine may make Signet shed a sign before its route runs (503 "overloaded"): retry it, as a client would.
+          for (let retry = 0; r.status === 503 && /overloaded/.test(r.body.errors[0]) && retry < 20; retry++) {
+            await new Promise((res) => setTimeout(res, 100));
+            r = await signet.post('/v1/sign/app', { claims: { sub, email, aud: 'api' } }, as(caller === 'alice' ? ALICE : BOB));
+          }
           assert.equal(r.status, 200, JSON.stringify(r.body));
           issued.push({ caller, sub, email, token: r.body.token, kid: r.body.kid, key_version: r.body.key_version });
         }
@@ -222,18 +227,20 @@ describe('audit trail', () => {
       await eventually(() => load.okCount() >= 100, 60_000, '100 tokens');
       execFileSync('chattr', ['+i', file]);
       const before503 = load.answers.length;
-      await eventually(() => load.answers.slice(before503).filter((a) => a.status === 503).length >= 50, 60_000, '503s while the file is immutable');
+      await eventually(() => load.answers.slice(before503).filter((a) => a.status === 503 && /audit/.test(a.body.errors[0])).length >= 50, 60_000, '503s while the file is immutable');
       execFileSync('chattr', ['-i', file]);
       const okBefore = load.okCount();
       await eventually(() => load.okCount() >= okBefore + 100, 60_000, 'signing to resume');
       await load.stop();
 
       const statuses = new Set(load.answers.map((a) => a.status));
-      assert.deepEqual([...statuses].sort(), [200, 503], 'only tokens and audit refusals');
+      assert.deepEqual([...statuses].sort(), [200, 503], 'only tokens and 503s');
       for (const a of load.answers.filter((x) => x.status === 503)) {
         assert.equal(a.body.token, undefined);
-        assert.match(a.body.errors[0], /audit\.file: EPERM/);
+        // The audit refusal, or (on a busy machine) Signet shedding the sign before its route ran.
+        assert.match(a.body.errors[0], /audit\.file: EPERM|overloaded/);
       }
+      assert.ok(load.answers.filter((a) => a.status === 503 && /audit\.file: EPERM/.test(a.body.errors[0])).length >= 50);
       const issuedJtis = load.answers.filter((a) => a.status === 200).map((a) => payloadOf(a.body.token).jti as string);
       const recorded = recordsOf(file).filter((r) => r.outcome === 'issued').map((r) => r.jti as string);
       assert.equal(new Set(recorded).size, recorded.length, 'no record twice');
@@ -297,13 +304,19 @@ describe('logrotate: rename + SIGHUP on a running signet serve', () => {
     await eventually(() => load.okCount() >= okNow + 200, 60_000, '200 more tokens');
     await load.stop();
     assert.equal(child.exitCode, null, 'SIGHUP did not stop Signet');
-    assert.deepEqual([...new Set(load.answers.map((a) => a.status))], [200]);
+    // On a busy machine Signet may shed a sign (503 "overloaded", its event-loop protection); no answer may be an
+    // audit failure.
+    const others = load.answers.filter((a) => a.status !== 200);
+    for (const a of others) {
+      assert.equal(a.status, 503, JSON.stringify(a.body));
+      assert.match(a.body.errors[0], /overloaded/, 'no sign failed for its record');
+    }
     assert.ok(recordsOf(`${file}.1`).length > 0, 'records before the SIGHUP are in the rotated file');
     // logrotate's compress of the rotated file.
     writeFileSync(`${file}.1.gz`, gzipSync(readFileSync(`${file}.1`)));
     unlinkSync(`${file}.1`);
 
-    const issued = load.answers.map((a) => payloadOf(a.body.token).jti as string);
+    const issued = load.answers.filter((a) => a.status === 200).map((a) => payloadOf(a.body.token).jti as string);
     const found = await auditFind(['--config', configFile, '--json']);
     assert.equal(found.code, 0, found.stderr);
     const jtis = found.stdout.trim().split('\n').map((l) => JSON.parse(l)).filter((r) => r.outcome === 'issued').map((r) => r.jti as string);
