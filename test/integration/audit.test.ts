@@ -14,11 +14,13 @@ import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { freePort } from '../../src/vault/dev-server.ts';
+import { builtSignet } from '../harness/build.ts';
 import { eventually, startSignet } from '../harness/signet.ts';
 import { startVault, type TestVault } from '../harness/vault.ts';
 
 const run = promisify(execFile);
-const CLI = join(import.meta.dirname, '..', '..', 'bin', 'signet.js');
+// Signet as a process is the production bundle (test/harness/build.ts), as the image runs it.
+const CLI = await builtSignet();
 const dir = mkdtempSync(join(tmpdir(), 'signet-audit-'));
 const SUBJECT_KEY = join(dir, 'subject.key');
 const SECRET = 'audit-subject-secret-0123456789abcdef';
