@@ -17,14 +17,15 @@ const CLI = await builtSignet();
 
 test('SIGTERM: signs in flight complete with 200, new connections are refused, exit 0 within the grace period', async () => {
   const vault = await startVault();
+  let child: ReturnType<typeof spawn> | undefined;
   try {
     await vault.createKey('app', 'ecdsa-p256');
     const port = await freePort();
     const dir = mkdtempSync(join(tmpdir(), 'signet-shutdown-'));
     const file = join(dir, 'signet.yaml');
     writeFileSync(file, `listen: 127.0.0.1:${port}\nvault: {address: "${vault.address}", sign_timeout: 2s}\nkeys: [{name: app, issuer: "https://i"}]\n`);
-    const child = spawn(process.execPath, [CLI, 'serve', '--config', file], { env: { ...process.env, VAULT_TOKEN: vault.rootToken }, stdio: ['ignore', 'pipe', 'pipe'] });
-    const exited = new Promise<{ code: number | null; at: number }>((resolve) => child.on('exit', (code) => resolve({ code, at: Date.now() })));
+    child = spawn(process.execPath, [CLI, 'serve', '--config', file], { env: { ...process.env, VAULT_TOKEN: vault.rootToken }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<{ code: number | null; at: number }>((resolve) => child!.on('exit', (code) => resolve({ code, at: Date.now() })));
     const url = `http://127.0.0.1:${port}`;
     await eventually(async () => (await fetch(`${url}/readyz`)).status === 200, 15_000, 'readiness');
 
@@ -37,7 +38,7 @@ test('SIGTERM: signs in flight complete with 200, new connections are refused, e
     });
     await eventually(async () => /signet_sign_queue_length\{key="app"\} 3\b/.test(await (await fetch(`${url}/metrics`)).text()), 5000, 'three signs queued behind two Vault calls');
     const termAt = Date.now();
-    child.kill('SIGTERM');
+    child!.kill('SIGTERM');
     // New connections are refused once SIGTERM is handled, while the five are still waiting.
     await eventually(async () => {
       try {
@@ -57,6 +58,8 @@ test('SIGTERM: signs in flight complete with 200, new connections are refused, e
     assert.equal(code, 0);
     assert.ok(at - termAt < 10_000, `exited ${at - termAt} ms after SIGTERM`);
   } finally {
+    // A failed wait above must not leave Signet running (its pipes would keep this test process alive).
+    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     vault.resume();
     await vault.stop();
   }
