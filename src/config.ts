@@ -72,6 +72,20 @@ export interface Config {
   /** host:port of the read-only public listener (JWKS, discovery, health, metrics); undefined: none. */
   publicListen?: string;
   batching: BatchingConfig;
+  /** The Vault-compatible endpoint (/v1/<mount>/sign/:key …); undefined: off. */
+  vaultApi?: VaultApiConfig;
+  /** batch_input in sign requests (both APIs). */
+  signBatch: SignBatchConfig;
+}
+
+export interface VaultApiConfig {
+  /** The path under /v1/ that Vault clients write to, as a Vault mount: jwt → /v1/jwt/sign/:key. */
+  mount: string;
+}
+
+export interface SignBatchConfig {
+  /** Items a batch_input may hold; more are refused with 413. */
+  maxItems: number;
 }
 
 export interface BatchingConfig {
@@ -100,6 +114,7 @@ export const DEFAULTS = {
   maxInFlight: 2,
   maxBatchSize: 64,
   maxQueue: 2048,
+  vaultApiMount: 'jwt',
 } as const;
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -272,7 +287,7 @@ function parseKey(raw: unknown, index: number, defaults: { jwksMaxAge: number; r
 
 const TOP_FIELDS = [
   'listen', 'vault', 'keys', 'default_key', 'jwks', 'refresh_interval', 'clock_skew', 'body_limit', 'log_level', 'public_url',
-  'callers', 'allowed_hosts', 'listen_mode', 'listen_group', 'public_listen', 'batching',
+  'callers', 'allowed_hosts', 'listen_mode', 'listen_group', 'public_listen', 'batching', 'vault_api', 'sign_batch',
 ];
 
 function positiveInteger(value: unknown, field: string, fallback: number, max: number): number {
@@ -294,6 +309,40 @@ function parseBatching(raw: unknown): BatchingConfig {
     maxQueue: positiveInteger(batching.max_queue, 'batching.max_queue', DEFAULTS.maxQueue, 1_000_000),
   };
 }
+// ---------------------------------------------------------------------------------------------------------
+// vault_api and sign_batch (issue 14): the Vault-compatible endpoint and batch_input.
+
+/** First path segments under /v1/ that Signet's own API uses (and Vault's sys/): not available as a mount. */
+const RESERVED_MOUNTS = ['sign', 'verify', 'jwks', 'keys', 'sys', 'auth', 'identity'];
+/** The smallest useful batch item ({"claims":{"sub":"…"}} with a short subject, a comma) is about 64 bytes. */
+const BYTES_PER_BATCH_ITEM = 64;
+
+function parseVaultApi(raw: unknown): VaultApiConfig | undefined {
+  const api = object(raw, 'vault_api');
+  onlyKnown(api, 'vault_api', ['enabled', 'mount']);
+  if (api.enabled !== undefined && typeof api.enabled !== 'boolean') throw new ConfigError('vault_api.enabled', 'must be true or false');
+  if (api.enabled === false) return undefined;
+  const mount = (string(api.mount, 'vault_api.mount') ?? DEFAULTS.vaultApiMount).replace(/^\/+|\/+$/g, '');
+  if (!/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/.test(mount) || mount.length > 128 || mount.split('/').some((p) => /^\.+$/.test(p))) {
+    throw new ConfigError('vault_api.mount', 'must be a mount path such as "jwt" or "secret/jwt" (letters, digits, _ . -, separated by /)');
+  }
+  const first = mount.split('/')[0]!;
+  if (RESERVED_MOUNTS.includes(first)) {
+    throw new ConfigError('vault_api.mount', `must not start with "${first}/": /v1/${first} is ${first === 'sys' || first === 'auth' || first === 'identity' ? "Vault's own" : "Signet's own API"}`);
+  }
+  return { mount };
+}
+
+function parseSignBatch(raw: unknown, bodyLimit: number, maxQueue: number): SignBatchConfig {
+  const batch = object(raw, 'sign_batch');
+  onlyKnown(batch, 'sign_batch', ['max_items']);
+  const sized = Math.max(1, Math.floor(bodyLimit / BYTES_PER_BATCH_ITEM));
+  const maxItems = positiveInteger(batch.max_items, 'sign_batch.max_items', Math.min(sized, maxQueue), 100_000);
+  // A batch larger than the sign queue of its key could never be queued whole.
+  if (maxItems > maxQueue) throw new ConfigError('sign_batch.max_items', `must be at most batching.max_queue (${maxQueue}): a batch waits in that queue`);
+  return { maxItems };
+}
+
 const VAULT_FIELDS = ['address', 'mount', 'namespace', 'ca_cert', 'client_cert', 'client_key', 'timeout', 'sign_timeout', 'auth'];
 
 /** Validates a parsed configuration document and applies the environment. */
@@ -374,6 +423,7 @@ export function buildConfig(doc: unknown, env: Env = process.env, options: { key
     }
     bodyLimit = root.body_limit;
   }
+  const batching = parseBatching(root.batching);
   const logLevel = env.SIGNET_LOG_LEVEL || string(root.log_level, 'log_level') || DEFAULTS.logLevel;
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
     throw new ConfigError('log_level', 'must be one of fatal, error, warn, info, debug, trace, silent');
@@ -406,7 +456,9 @@ export function buildConfig(doc: unknown, env: Env = process.env, options: { key
     listenMode,
     listenGroup,
     publicListen,
-    batching: parseBatching(root.batching),
+    batching,
+    vaultApi: parseVaultApi(root.vault_api),
+    signBatch: parseSignBatch(root.sign_batch, bodyLimit, batching.maxQueue),
   };
 }
 

@@ -5,7 +5,7 @@ import { TokenInvalidError } from '../errors.ts';
 import { MAX_TOKEN_LENGTH } from '../jwt/parse.ts';
 import type { Services } from '../services.ts';
 import type { VerifyRequest } from '../verifier/verifier.ts';
-import { outcomeOf } from './sign.ts';
+import { outcomeOf } from './sign-core.ts';
 import { errorResponses } from './schemas.ts';
 
 export default async function verifyRoutes(app: FastifyInstance, { services }: { services: Services }): Promise<void> {

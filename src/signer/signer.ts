@@ -7,7 +7,7 @@ import { parseDuration } from '../duration.ts';
 import { DEFAULT_CLAIM_LIMITS, issueClaims, type ClaimLimits, type ClaimsPolicy } from '../jwt/claims.ts';
 import type { KeyConfig } from '../config.ts';
 import { encodeHeader, encodePayload, jwsSignatureFromVault, transitInput } from '../jwt/jws.ts';
-import type { Keyring } from '../keys/keyring.ts';
+import type { KeyView, Keyring } from '../keys/keyring.ts';
 import type { SignBatcher } from './batcher.ts';
 
 export interface SignRequest {
@@ -85,13 +85,52 @@ export class Signer {
     }
   }
 
+  /**
+   * Signs every item of a caller's batch with ONE key version, picked once for the whole request: items are
+   * checked and signed independently (an item refused by the claims policy gets its own error, the others are
+   * signed), and all of them go to the batcher under the same (key, version) lane. If Vault refuses that version
+   * (min_encryption_version just raised), the key state is re-read and the whole batch signed again with the new
+   * version, so the answer never mixes versions.
+   */
+  async signBatch(name: string, requests: readonly SignRequest[]): Promise<Array<SignResult | SignetError>> {
+    const policy = this.#policies.get(name);
+    if (!policy) throw new UnknownKeyError(name);
+    const results = await this.#signBatchOnce(name, policy, requests);
+    if (!results.some((r) => r instanceof SignetError && r.code === 'version_below_minimum')) return results;
+    await this.#refreshKeys();
+    return await this.#signBatchOnce(name, policy, requests);
+  }
+
+  async #signBatchOnce(name: string, policy: ClaimsPolicy, requests: readonly SignRequest[]): Promise<Array<SignResult | SignetError>> {
+    const nowMs = Date.now();
+    const view = this.#view(name, nowMs);
+    return await Promise.all(requests.map(async (request) => {
+      try {
+        return await this.#signWith(view, policy, request, nowMs);
+      } catch (error) {
+        if (error instanceof SignetError) return error;
+        throw error;
+      }
+    }));
+  }
+
   async #signOnce(name: string, policy: ClaimsPolicy, request: SignRequest): Promise<SignResult> {
     const nowMs = Date.now();
-    const now = Math.floor(nowMs / 1000);
+    return await this.#signWith(this.#view(name, nowMs), policy, request, nowMs);
+  }
+
+  #view(name: string, nowMs: number): KeyView {
     const view = this.#keyring.view(name, nowMs / 1000);
     if (!view) {
       throw new VaultUnavailableError('sign', `key "${name}" is not loaded from Vault yet; see /readyz and the logs`, 2, 'not_loaded');
     }
+    return view;
+  }
+
+  /** One token: claims policy, JWS signing input, Vault signature through the batcher, all with `view`'s signing version. */
+  async #signWith(view: KeyView, policy: ClaimsPolicy, request: SignRequest, nowMs: number): Promise<SignResult> {
+    const name = view.name;
+    const now = Math.floor(nowMs / 1000);
     let ttl: number | undefined;
     if (request.ttl !== undefined) {
       ttl = parseDuration(request.ttl);

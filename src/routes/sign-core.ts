@@ -1,0 +1,130 @@
+// The sign path behind every door (DESIGN §12): Signet's own POST /v1/sign/:key and the Vault-compatible
+// /v1/<mount>/sign/:key are two shapes of this one implementation. It checks the caller against the key's
+// rules, signs one token or a batch_input (every item with one key version), and counts metrics; the routes only
+// translate the request and the answer. Errors are thrown as SignetErrors; the app's error handler shapes them.
+
+import { InvalidRequestError, SignetError, VaultUnavailableError } from '../errors.ts';
+import type { Caller } from '../security/callers.ts';
+import { authorizeKeyUse } from '../security/callers.ts';
+import type { Services } from '../services.ts';
+import type { SignRequest, SignResult } from '../signer/signer.ts';
+
+/** 413: a batch_input with more items than sign_batch.max_items. */
+export class BatchTooLargeError extends SignetError {
+  constructor(items: number, max: number) {
+    super(413, 'batch_too_large', `batch_input holds ${items} items; at most ${max} per request (sign_batch.max_items): split it`);
+  }
+}
+
+/** A sign request body as both APIs accept it: one claim set, or batch_input (top-level ttl/headers are the items' defaults). */
+export interface SignBody {
+  claims?: Record<string, unknown>;
+  ttl?: string | number;
+  headers?: { typ?: string };
+  batch_input?: Array<SignRequest & { reference?: string }>;
+}
+
+/** One item of batch_results: a token, or the error this item alone got (with the status a single sign would have had). */
+export type BatchItemResult = (SignResult | { error: string; status: number }) & { reference?: string };
+
+export type SignOutcome =
+  | { batch: false; result: SignResult }
+  | { batch: true; key: string; results: BatchItemResult[] };
+
+/** The key-name path parameter of every sign and key route. */
+export const keyParams = {
+  type: 'object', properties: { key: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,128}$' } }, required: ['key'],
+} as const;
+
+const typ = { type: 'object', additionalProperties: false, properties: { typ: { type: 'string', pattern: '^[A-Za-z0-9.+/-]{1,64}$' } } } as const;
+const ttl = { anyOf: [{ type: 'string', minLength: 1, maxLength: 32 }, { type: 'integer', minimum: 1 }] } as const;
+
+/** The JSON schema of a sign body (claims or batch_input; which one is checked by signCore, with a clear message). */
+export const signBodySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    claims: { type: 'object' },
+    ttl,
+    headers: typ,
+    batch_input: {
+      type: 'array',
+      minItems: 1,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['claims'],
+        properties: { claims: { type: 'object' }, ttl, headers: typ, reference: { type: 'string', maxLength: 256 } },
+      },
+    },
+  },
+} as const;
+
+const signResultProperties = {
+  token: { type: 'string' }, kid: { type: 'string' }, alg: { type: 'string' }, key: { type: 'string' },
+  key_version: { type: 'integer' }, expires_at: { type: 'integer' },
+} as const;
+
+/** The JSON schema of one signed token, and of a batch answer's items (token fields, or error and status). */
+export const signResultSchema = {
+  type: 'object',
+  required: ['token', 'kid', 'alg', 'key', 'key_version', 'expires_at'],
+  properties: signResultProperties,
+} as const;
+export const batchResultsSchema = {
+  type: 'array',
+  items: { type: 'object', properties: { ...signResultProperties, error: { type: 'string' }, status: { type: 'integer' }, reference: { type: 'string' } } },
+} as const;
+
+export function outcomeOf(error: unknown): string {
+  if (error instanceof SignetError) return error.status >= 500 ? 'vault_error' : error.status === 403 ? 'refused' : 'invalid';
+  return 'error';
+}
+
+export type SignCore = (name: string, caller: Caller | null, body: SignBody) => Promise<SignOutcome>;
+
+/**
+ * The sign path shared by both APIs. Metrics: signet_sign_requests_total counts every token asked for (each
+ * batch item with its own outcome; a request refused as a whole once), signet_sign_duration_seconds every request.
+ */
+export function createSignCore(services: Services): SignCore {
+  const { signer, metrics, config } = services;
+  const configured = new Set(config.keys.map((k) => k.name));
+  const keyConfigs = new Map(config.keys.map((k) => [k.name, k]));
+  const maxItems = config.signBatch.maxItems;
+
+  return async (name, caller, body) => {
+    const started = performance.now();
+    const label = configured.has(name) ? name : '(unknown)';
+    try {
+      authorizeKeyUse(keyConfigs.get(name), caller);
+      if (body.batch_input === undefined) {
+        if (body.claims === undefined) throw new InvalidRequestError('body: missing required field "claims"');
+        const result = await signer.sign(name, body as SignRequest);
+        metrics.signRequests.inc({ key: label, outcome: 'ok' });
+        return { batch: false, result };
+      }
+      if (body.claims !== undefined) throw new InvalidRequestError('body: send either "claims" or "batch_input", not both');
+      const items = body.batch_input;
+      if (items.length > maxItems) throw new BatchTooLargeError(items.length, maxItems);
+      const requests = items.map((item) => ({ claims: item.claims, ttl: item.ttl ?? body.ttl, headers: item.headers ?? body.headers }));
+      const signed = await signer.signBatch(name, requests);
+      const results = signed.map((r, i): BatchItemResult => {
+        const reference = items[i]!.reference;
+        metrics.signRequests.inc({ key: label, outcome: r instanceof SignetError ? outcomeOf(r) : 'ok' });
+        if (r instanceof VaultUnavailableError && (r.reason === 'circuit_open' || r.reason === 'overloaded')) metrics.shedRequests.inc({ reason: r.reason });
+        const item: BatchItemResult = r instanceof SignetError ? { error: r.message, status: r.status } : r;
+        return reference === undefined ? item : { ...item, reference };
+      });
+      return { batch: true, key: name, results };
+    } catch (error) {
+      metrics.signRequests.inc({ key: label, outcome: outcomeOf(error) });
+      if (error instanceof VaultUnavailableError && (error.reason === 'circuit_open' || error.reason === 'overloaded')) {
+        metrics.shedRequests.inc({ reason: error.reason });
+      }
+      throw error;
+    } finally {
+      metrics.signDuration.observe({ key: label }, (performance.now() - started) / 1000);
+    }
+  };
+}
