@@ -127,8 +127,11 @@ describe('Vault-compatible endpoint', () => {
   });
 
   test('the Vault shape over HTTP: envelope, errors, and POST still needs application/json', async () => {
-    const ok = await signet.post('/v1/jwt/sign/app', { claims: { aud: 'api' } });
+    // Without caller authentication an X-Vault-Token (here a made-up one) is ignored, not refused.
+    const ok = await signet.post('/v1/jwt/sign/app', { claims: { aud: 'api' } }, { 'x-vault-token': 'hvs.not-a-caller-token' });
     assert.equal(ok.status, 200);
+    assert.equal(ok.headers.get('content-type'), 'application/json', 'exactly what Vault sends');
+    assert.ok(!signet.logs.some((l) => l.includes('hvs.not-a-caller-token')));
     assert.deepEqual(Object.keys(ok.body).sort(), ['auth', 'data', 'lease_duration', 'lease_id', 'renewable', 'request_id', 'warnings', 'wrap_info']);
     assert.equal(ok.body.request_id, ok.headers.get('x-request-id'));
     const refused = await signet.post('/v1/jwt/sign/users', { claims: { sub: 'admin' } });
