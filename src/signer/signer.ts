@@ -2,13 +2,14 @@
 // the schedule's active version explicitly, and the signature's vault:vN: prefix must match it.
 
 import { randomBytes } from 'node:crypto';
-import { InvalidRequestError, SignetError, UnknownKeyError, VaultUnavailableError } from '../errors.ts';
+import { ClaimPolicyError, InvalidRequestError, SignetError, UnknownKeyError, VaultUnavailableError } from '../errors.ts';
 import { parseDuration } from '../duration.ts';
 import { DEFAULT_CLAIM_LIMITS, issueClaims, type ClaimLimits, type ClaimsPolicy } from '../jwt/claims.ts';
 import type { KeyConfig } from '../config.ts';
 import { encodeHeader, encodePayload, jwsSignatureFromVault, transitInput } from '../jwt/jws.ts';
 import type { KeyView, Keyring } from '../keys/keyring.ts';
 import type { SignBatcher } from './batcher.ts';
+import { lowS } from '../jwt/signature.ts';
 
 export interface SignRequest {
   claims: Record<string, unknown>;
@@ -40,13 +41,16 @@ function newJti(): string {
   return jti;
 }
 
+/** A key's claims policy and the `typ` values it signs. */
+type KeyPolicy = ClaimsPolicy & { allowedTyp: readonly string[] };
+
 export class Signer {
   readonly #keyring: Keyring;
   readonly #batcher: SignBatcher;
   readonly #headers = new Map<string, string>();
   readonly #refreshKeys: () => Promise<void>;
   /** The claims policy of each configured key, built once (not per request). */
-  readonly #policies: ReadonlyMap<string, ClaimsPolicy>;
+  readonly #policies: ReadonlyMap<string, KeyPolicy>;
 
   /** `refreshKeys` re-reads key state from Vault (shared with the periodic refresh). */
   constructor(
@@ -61,10 +65,12 @@ export class Signer {
       audiences: k.audiences,
       audiencePattern: k.audiencePattern,
       subjectPattern: k.subjectPattern,
+      requireAudience: k.requireAudience,
       defaultTtl: k.defaultTtl,
       maxTtl: k.maxTtl,
       callerMaySet: new Set(k.callerClaims),
       limits,
+      allowedTyp: k.allowedTyp,
     }]));
   }
 
@@ -101,7 +107,7 @@ export class Signer {
     return await this.#signBatchOnce(name, policy, requests);
   }
 
-  async #signBatchOnce(name: string, policy: ClaimsPolicy, requests: readonly SignRequest[]): Promise<Array<SignResult | SignetError>> {
+  async #signBatchOnce(name: string, policy: KeyPolicy, requests: readonly SignRequest[]): Promise<Array<SignResult | SignetError>> {
     const nowMs = Date.now();
     const view = this.#view(name, nowMs);
     return await Promise.all(requests.map(async (request) => {
@@ -114,7 +120,7 @@ export class Signer {
     }));
   }
 
-  async #signOnce(name: string, policy: ClaimsPolicy, request: SignRequest): Promise<SignResult> {
+  async #signOnce(name: string, policy: KeyPolicy, request: SignRequest): Promise<SignResult> {
     const nowMs = Date.now();
     return await this.#signWith(this.#view(name, nowMs), policy, request, nowMs);
   }
@@ -128,7 +134,7 @@ export class Signer {
   }
 
   /** One token: claims policy, JWS signing input, Vault signature through the batcher, all with `view`'s signing version. */
-  async #signWith(view: KeyView, policy: ClaimsPolicy, request: SignRequest, nowMs: number): Promise<SignResult> {
+  async #signWith(view: KeyView, policy: KeyPolicy, request: SignRequest, nowMs: number): Promise<SignResult> {
     const name = view.name;
     const now = Math.floor(nowMs / 1000);
     let ttl: number | undefined;
@@ -139,7 +145,10 @@ export class Signer {
     const issued = issueClaims({ claims: request.claims, ttl }, policy, now, newJti);
 
     const { signing, alg } = view;
-    const typ = request.headers?.typ ?? 'JWT';
+    const typ = request.headers?.typ ?? policy.allowedTyp[0]!;
+    if (!policy.allowedTyp.includes(typ)) {
+      throw new ClaimPolicyError(`header typ: not one of this key's allowed_typ (${policy.allowedTyp.join(', ')})`);
+    }
     const headerId = `${signing.kid}\0${alg}\0${typ}`;
     let header = this.#headers.get(headerId);
     if (header === undefined) {
@@ -152,7 +161,9 @@ export class Signer {
       { name, version: signing.version, keyType: view.type, spec: view.spec },
       transitInput(signingInput),
     );
-    const signature = jwsSignatureFromVault(vaultSignature, signing.version);
+    let signature = jwsSignatureFromVault(vaultSignature, signing.version);
+    // One spelling per token: ECDSA signatures go out in their low-S form (/v1/verify refuses the other).
+    if (view.spec.lowS) signature = lowS(alg, Buffer.from(signature, 'base64url')).toString('base64url');
     return {
       token: `${signingInput}.${signature}`,
       kid: signing.kid,
