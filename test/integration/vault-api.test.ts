@@ -63,7 +63,7 @@ describe('Vault-compatible endpoint', () => {
     await vault.createKey('app', 'ecdsa-p256');
     await vault.createKey('users', 'ed25519');
     signet = await startSignet(vault, [
-      { name: 'app', audiences: ['api'], max_ttl: '1h' },
+      { name: 'app', audiences: ['api'], max_ttl: '1h', allowed_typ: ['JWT', 'at+jwt'] },
       { name: 'users', subject_pattern: 'user-[0-9]+' },
     ], { config: { sign_batch: { max_items: 8 } } });
     await signet.ready(10_000);
@@ -182,7 +182,7 @@ out["missing"] = client.read("jwt/keys/nope")
       const response = await signet.post(path, { batch_input: batch, ttl: '5m' });
       assert.equal(response.status, 200, JSON.stringify(response.body));
       const results = (path.startsWith('/v1/jwt') ? response.body.data : response.body).batch_results;
-      assert.equal(results.length, 5);
+      assert.equal(results.length, 5, JSON.stringify(results));
       assert.equal(results[1].status, 403);
       assert.match(results[1].error, /^claim aud: a value is not in this key's audience allow-list/);
       assert.equal(results[2].status, 400);
@@ -190,7 +190,7 @@ out["missing"] = client.read("jwt/keys/nope")
       assert.equal(results[4].status, 403);
       assert.match(results[4].error, /^claim exp: set by Signet/);
       const tokens = [results[0], results[3]];
-      assert.ok(tokens.every((r) => typeof r.token === 'string' && r.error === undefined));
+      assert.ok(tokens.every((r) => typeof r.token === 'string' && r.error === undefined), JSON.stringify(tokens.map((r) => r.error)));
       assert.equal(new Set(tokens.map((r) => `${r.kid}/${r.key_version}`)).size, 1);
       const jwks = (await signet.get('/.well-known/jwks.json')).body as JSONWebKeySet;
       await verifyAll(tokens.map((r) => r.token), jwks);
