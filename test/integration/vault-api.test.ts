@@ -74,6 +74,7 @@ describe('Vault-compatible endpoint', () => {
   });
 
   test('vault CLI: write -field=token jwt/sign/app @req.json, read jwt/jwks; the token verifies with that JWKS', async () => {
+    const firstLine = signet.logs.length;
     const file = requestFile({ claims: { sub: 'svc-1', aud: 'api', scope: 'read' }, ttl: '10m' });
     const signed = await vaultCli(signet, ['write', '-field=token', 'jwt/sign/app', `@${file}`]);
     assert.equal(signed.code, 0, signed.stderr);
@@ -109,6 +110,12 @@ describe('Vault-compatible endpoint', () => {
     const data = JSON.parse(key.stdout).data;
     assert.equal(data.signing_kid, envelope.data.kid);
     assert.match(data.keys['1'].public_key, /^-----BEGIN PUBLIC KEY-----/);
+
+    // What the CLI sent, from Signet's request lines: only these routes, no mount preflight
+    // (sys/internal/ui/mounts/…), nothing refused.
+    const sent = new Set(signet.logs.slice(firstLine).map((l) => JSON.parse(l) as { msg: string; method?: string; url?: string; status?: number })
+      .filter((l) => l.msg === 'request' && l.url !== '/readyz').map((l) => `${l.method} ${l.url} ${l.status}`));
+    assert.deepEqual([...sent].sort(), ['GET /v1/jwt/jwks 200', 'GET /v1/jwt/keys 200', 'GET /v1/jwt/keys/:key 200', 'PUT /v1/jwt/sign/:key 200']);
   });
 
   test('vault CLI: refusals come back as Vault errors with Signet\'s statuses', async () => {
