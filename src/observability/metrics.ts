@@ -42,6 +42,8 @@ export function createMetrics() {
     circuitState: new Gauge({ name: 'signet_vault_circuit_state', help: 'Circuit breaker of the sign path: 0 closed, 1 half-open, 2 open.', registers: r }),
     signRetries: new Counter({ name: 'signet_sign_retries_total', help: 'Sign calls to Vault tried a second time, by reason.', labelNames: ['reason'], registers: r }),
     httpRefusals: new Counter({ name: 'signet_http_refusals_total', help: 'Requests refused at the entrance, by reason (host, caller_missing, caller_invalid, caller_unavailable).', labelNames: ['reason'], registers: r }),
+    kubernetesRpcs: new Counter({ name: 'signet_kubernetes_rpc_requests_total', help: 'ExternalJWTSigner calls from kube-apiserver by cluster, method (Sign, FetchKeys, Metadata) and outcome (ok or the gRPC status).', labelNames: ['cluster', 'method', 'outcome'], registers: r }),
+    kubernetesRpcDuration: new Histogram({ name: 'signet_kubernetes_rpc_duration_seconds', help: 'Time to answer an ExternalJWTSigner call, seconds.', labelNames: ['cluster', 'method'], buckets: FAST_BUCKETS, registers: r }),
     shedRequests: new Counter({ name: 'signet_shed_requests_total', help: 'Requests refused at once with 503, by reason (circuit_open, overloaded, event_loop).', labelNames: ['reason'], registers: r }),
   };
 }
