@@ -4,15 +4,18 @@
 
 import assert from 'node:assert/strict';
 import { createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { status } from '@grpc/grpc-js';
-import { buildConfig } from '../../src/config.ts';
+import { join } from 'node:path';
+import { buildConfig, loadConfig } from '../../src/config.ts';
 import { InvalidRequestError, SignetError, VaultUnavailableError } from '../../src/errors.ts';
 import { algSpec } from '../../src/jwt/algorithms.ts';
 import type { KeyView, VersionView } from '../../src/keys/keyring.ts';
 import type { VersionState } from '../../src/keys/schedule.ts';
 import { checkClaims, KeySetClock, publishedKeys, refreshHint, REFRESH_HINT_FLOOR_SECONDS, timestamp } from '../../src/kubernetes/contract.ts';
 import { grpcStatusOf } from '../../src/kubernetes/server.ts';
+import { policyRules, ROOT } from '../harness/ops.ts';
 
 const NOW = 1_800_000_000;
 const b64 = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
@@ -140,4 +143,26 @@ test('config: every refusal names the field', () => {
     [{ listen: 'unix:/run/signet/k8s.sock', keys: [KEY], kubernetes: [cluster()] }, /kubernetes\[0\]\.socket: must differ from listen/],
   ];
   for (const [doc, message] of refused) assert.throws(() => buildConfig(doc, ENV), message);
+});
+
+test('deploy/kubernetes/control-plane: signet.yaml loads; its policy grants reading and signing with exactly its cluster key', () => {
+  const dir = join(ROOT, 'deploy', 'kubernetes', 'control-plane');
+  const config = loadConfig(join(dir, 'signet.yaml'), {});
+  assert.equal(config.vault.auth.method, 'approle');
+  const [cluster] = config.kubernetes;
+  assert.ok(cluster);
+  assert.equal(cluster.socketMode, 0o600);
+  assert.equal(cluster.socket, '/var/run/signet-kube/signer.sock');
+  const key = config.keys.find((k) => k.name === cluster.key)!;
+  assert.equal(key.alg, 'ES256');
+  const rules = policyRules(readFileSync(join(dir, 'vault-policy.hcl'), 'utf8'));
+  assert.deepEqual(Object.fromEntries(rules), {
+    [`transit/keys/${key.name}`]: ['read'],
+    [`transit/sign/${key.name}/sha2-256`]: ['update'],
+    'auth/token/lookup-self': ['read'],
+    'auth/token/renew-self': ['update'],
+  });
+  const pod = readFileSync(join(dir, 'signet-static-pod.yaml'), 'utf8');
+  assert.match(pod, /--config", "\/etc\/signet-kube\/signet\.yaml"/);
+  assert.match(pod, /path: \/var\/run\/signet-kube\n/);
 });

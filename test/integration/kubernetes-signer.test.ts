@@ -1,0 +1,273 @@
+// Signet as kube-apiserver's external service-account token signer (issue 12), against a real Vault, a real
+// etcd and a real kube-apiserver v1.37.2 calling Signet's ExternalJWTSigner socket: TokenRequest → a token with
+// the active version's kid that TokenReview authenticates and that verifies with Signet's JWKS and with the API
+// server's /openid/v1/jwks; a rotation in Vault under a stream of TokenRequests with no failure and the new key
+// in the API server's JWKS before its first token; revocation; a paused Vault; and every manifest of
+// deploy/kubernetes/ through the API server's strict dry run. Short durations keep it fast; the rules are the same.
+
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
+import { parseAllDocuments } from 'yaml';
+import { startKubernetesSigners, type KubernetesSigner } from '../../src/kubernetes/server.ts';
+import {
+  clusterDir, createServiceAccount, ISSUER, startEtcd, startKubeApiserver, type Etcd, type KubeApiserver,
+} from '../harness/kubernetes.ts';
+import { ROOT } from '../harness/ops.ts';
+import { eventually, startSignet, type TestSignet } from '../harness/signet.ts';
+import { startVault, type TestVault } from '../harness/vault.ts';
+
+// publish_delay must exceed jwks.max_age + refresh_interval + clock_skew (4 s); FetchKeys hints ≤ max_age (2 s).
+const TIMING = { refresh_interval: '1s', jwks: { max_age: '2s' }, clock_skew: '1s' };
+const KEY = { name: 'k8s', issuer: ISSUER, publish_delay: '6s', max_ttl: '600s', default_ttl: '600s' };
+const SIGN_TIMEOUT = '1s';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+type KeyInfo = { name: string; signing_version: number; signing_kid: string; versions: Array<{ version: number; kid: string; state: string }> };
+async function keyInfo(signet: TestSignet): Promise<KeyInfo> {
+  return ((await signet.get('/v1/keys')).body.keys as KeyInfo[]).find((k) => k.name === 'k8s')!;
+}
+
+describe('Signet as kube-apiserver\'s ExternalJWTSigner (real Vault, etcd, kube-apiserver)', () => {
+  let dir: string;
+  let vault: TestVault;
+  let signet: TestSignet;
+  let signers: KubernetesSigner[];
+  let etcd: Etcd;
+  let api: KubeApiserver;
+
+  async function apiJwks(): Promise<JSONWebKeySet> {
+    const answer = await api.request('GET', '/openid/v1/jwks');
+    assert.equal(answer.status, 200, JSON.stringify(answer.body));
+    return answer.body as JSONWebKeySet;
+  }
+
+  before(async () => {
+    dir = clusterDir();
+    vault = await startVault('file');
+    await vault.createKey('k8s', 'ecdsa-p256');
+    signet = await startSignet(vault, [KEY], {
+      config: {
+        ...TIMING, vault: { address: vault.address, sign_timeout: SIGN_TIMEOUT, timeout: '1s' },
+        kubernetes: [{ name: 'test', socket: join(dir, 'signer.sock'), key: 'k8s' }],
+      },
+      healthIntervalMs: 250,
+    });
+    await signet.ready(15_000);
+    signers = await startKubernetesSigners(signet.app.services);
+    etcd = await startEtcd(dir);
+    api = await startKubeApiserver(dir, { etcd, signingEndpoint: join(dir, 'signer.sock') });
+    await createServiceAccount(api, 'default', 'robot');
+  });
+  after(async () => {
+    await api?.stop();
+    await etcd?.stop();
+    await Promise.all((signers ?? []).map((s) => s.close()));
+    await signet?.close();
+    await vault?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('the socket has mode 0600; FetchKeys, Metadata and Sign were called and counted', async () => {
+    assert.equal(statSync(join(dir, 'signer.sock')).mode & 0o777, 0o600);
+    const metrics = (await signet.get('/metrics')).text;
+    for (const method of ['FetchKeys', 'Metadata']) {
+      assert.match(metrics, new RegExp(`signet_kubernetes_rpc_requests_total\\{cluster="test",method="${method}",outcome="ok"\\} [1-9]`));
+    }
+    assert.ok(signet.logs.some((l) => /"event":"listening_kubernetes"/.test(l)));
+  });
+
+  test('TokenRequest: the active version\'s kid, header {alg, kid, typ}; TokenReview authenticates; verifies with both JWKS', async () => {
+    const info = await keyInfo(signet);
+    const answer = await api.tokenRequest('default', 'robot');
+    assert.equal(answer.status, 201, JSON.stringify(answer.body));
+    const token = answer.token!;
+    const header = JSON.parse(Buffer.from(token.split('.')[0]!, 'base64url').toString());
+    assert.deepEqual(header, { alg: 'ES256', kid: info.signing_kid, typ: 'JWT' });
+
+    const review = await api.tokenReview(token);
+    assert.equal(review.authenticated, true, review.error);
+    assert.equal(review.username, 'system:serviceaccount:default:robot');
+
+    const signetJwks = (await signet.get('/.well-known/jwks.json')).body as JSONWebKeySet;
+    const { payload } = await jwtVerify(token, createLocalJWKSet(signetJwks), { issuer: ISSUER });
+    assert.equal(payload.sub, 'system:serviceaccount:default:robot');
+    assert.equal((payload.exp ?? 0) - (payload.iat ?? 0), 600);
+
+    const kubeJwks = await apiJwks();
+    assert.deepEqual(kubeJwks.keys.map((k) => k.kid).sort(), signetJwks.keys.map((k) => k.kid).sort());
+    await jwtVerify(token, createLocalJWKSet(kubeJwks), { issuer: ISSUER });
+    assert.match((await signet.get('/metrics')).text, /signet_kubernetes_rpc_requests_total\{cluster="test",method="Sign",outcome="ok"\} [1-9]/);
+    // The claims kube-apiserver sent are never logged.
+    assert.ok(!signet.logs.some((l) => l.includes(token.split('.')[1]!)));
+  });
+
+  test('the key signs only through the socket: HTTP sign refuses it', async () => {
+    const refused = await signet.post('/v1/sign/k8s', { claims: { sub: 'x' } });
+    assert.equal(refused.status, 403);
+    assert.match(refused.body.errors[0], /signs only for kubernetes cluster "test"/);
+  });
+
+  test('rotation under a stream of TokenRequests: new key in the API server\'s JWKS first, zero failures, old tokens keep passing', async () => {
+    const before = await keyInfo(signet);
+    const oldToken = (await api.tokenRequest('default', 'robot')).token!;
+    assert.equal(decodeProtectedHeader(oldToken).kid, before.signing_kid);
+
+    // The API server's JWKS, sampled continuously: when each kid was first seen there.
+    const firstSeen = new Map<string, number>();
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const seenAt = Date.now();
+        for (const k of (await apiJwks()).keys) if (!firstSeen.has(k.kid!)) firstSeen.set(k.kid!, seenAt);
+        await sleep(100);
+      }
+    })();
+
+    const failures: string[] = [];
+    const issued: Array<{ requestedAt: number; kid: string; token: string }> = [];
+    let streaming = true;
+    const stream = Array.from({ length: 2 }, async () => {
+      while (streaming) {
+        const requestedAt = Date.now();
+        const answer = await api.tokenRequest('default', 'robot');
+        if (answer.status !== 201) {
+          failures.push(`TokenRequest HTTP ${answer.status}: ${JSON.stringify(answer.body).slice(0, 300)}`);
+          continue;
+        }
+        const kid = decodeProtectedHeader(answer.token!).kid!;
+        issued.push({ requestedAt, kid, token: answer.token! });
+        for (const token of [answer.token!, oldToken]) {
+          const review = await api.tokenReview(token);
+          if (!review.authenticated) failures.push(`TokenReview of a ${token === oldToken ? 'pre-rotation' : 'fresh'} token: ${review.error}`);
+        }
+      }
+    });
+    try {
+      await sleep(1000);
+      await vault.rotate('k8s');
+      const after = await eventually(async () => {
+        const info = await keyInfo(signet);
+        return info.signing_version === 2 ? info : undefined;
+      }, 30_000, 'version 2 signing');
+      // A few more tokens from the new version, then stop.
+      await eventually(() => issued.filter((i) => i.kid === after.signing_kid).length >= 5 || undefined, 30_000, 'tokens from version 2');
+      streaming = false;
+      await Promise.all(stream);
+      sampling = false;
+      await sampler;
+
+      assert.deepEqual(failures, []);
+      const firstNew = issued.find((i) => i.kid === after.signing_kid)!;
+      const seen = firstSeen.get(after.signing_kid);
+      assert.ok(seen !== undefined && seen < firstNew.requestedAt,
+        `new kid in the API server's JWKS at ${seen}, first token with it requested at ${firstNew.requestedAt}`);
+      assert.ok(issued.filter((i) => i.kid === before.signing_kid).length > 0, 'tokens from version 1 during the stream');
+      // Both versions stay published (v1 is verify-only until max_ttl after the switch): every token still passes.
+      const kubeJwks = await apiJwks();
+      assert.ok(kubeJwks.keys.some((k) => k.kid === before.signing_kid));
+      for (const { token } of [issued[0]!, firstNew, issued.at(-1)!]) {
+        await jwtVerify(token, createLocalJWKSet(kubeJwks), { issuer: ISSUER });
+      }
+      assert.equal((await api.tokenReview(oldToken)).authenticated, true);
+    } finally {
+      streaming = false;
+      sampling = false;
+      await Promise.all(stream);
+      await sampler;
+    }
+  });
+
+  test('Vault paused: TokenRequests fail fast and recover by themselves; TokenReview keeps working', async () => {
+    const existing = (await api.tokenRequest('default', 'robot')).token!;
+    vault.pause();
+    const during: Array<{ status: number; ms: number }> = [];
+    try {
+      for (let i = 0; i < 6; i++) {
+        const answer = await api.tokenRequest('default', 'robot');
+        during.push({ status: answer.status, ms: answer.ms });
+        const review = await api.tokenReview(existing);
+        assert.equal(review.authenticated, true, `TokenReview while Vault is paused: ${review.error}`);
+      }
+    } finally {
+      vault.resume();
+    }
+    assert.ok(during.every((d) => d.status >= 500), JSON.stringify(during));
+    // Bounded by sign_timeout (1 s, with one retry inside it) while the breaker counts failures, then the breaker
+    // answers at once: nowhere near kube-apiserver's 34 s wait for a signer that does not answer.
+    assert.ok(during.every((d) => d.ms < 5000), JSON.stringify(during));
+    assert.ok(during.slice(3).every((d) => d.ms < 1000), `after the breaker opened: ${JSON.stringify(during)}`);
+    assert.ok(signet.logs.some((l) => /"component":"kubernetes".*"method":"Sign","outcome":"unavailable"/.test(l)));
+
+    const recovered = await eventually(async () => {
+      const answer = await api.tokenRequest('default', 'robot');
+      return answer.status === 201 ? answer.token : undefined;
+    }, 20_000, 'TokenRequest after Vault resumed');
+    assert.equal((await api.tokenReview(recovered)).authenticated, true);
+    assert.equal((await api.tokenReview(existing)).authenticated, true);
+  });
+
+  test('revocation (min_decryption_version): the old version leaves the API server\'s keys, its tokens stop passing', async () => {
+    const info = await keyInfo(signet);
+    const current = (await api.tokenRequest('default', 'robot')).token!;
+    const old = info.versions.find((v) => v.version < info.signing_version);
+    assert.ok(old, 'a superseded version from the rotation test');
+    await vault.configKey('k8s', { min_decryption_version: info.signing_version });
+    await eventually(async () => !(await apiJwks()).keys.some((k) => k.kid === old.kid), 15_000, 'old kid out of the API server\'s JWKS');
+    assert.equal((await api.tokenReview(current)).authenticated, true);
+  });
+
+  test('every manifest in deploy/kubernetes/ passes the API server\'s strict dry run', async () => {
+    const files: string[] = [];
+    const walk = (d: string) => {
+      for (const entry of readdirSync(d, { withFileTypes: true })) {
+        if (entry.isDirectory()) walk(join(d, entry.name));
+        else if (/\.ya?ml$/.test(entry.name)) files.push(join(d, entry.name));
+      }
+    };
+    walk(join(ROOT, 'deploy', 'kubernetes'));
+    const all = files.flatMap((file) => parseAllDocuments(readFileSync(file, 'utf8')).map((d) => ({ file: relative(ROOT, file), doc: d.toJS() as Record<string, any> })))
+      .filter(({ doc }) => doc);
+    // Not Kubernetes objects: kustomize's own file, and Signet's configuration for the control-plane static pod
+    // (checked with Signet's loader in test/unit/kubernetes-signer.test.ts).
+    assert.deepEqual(all.filter(({ doc }) => !doc.apiVersion || !doc.kind).map(({ file }) => file), ['deploy/kubernetes/control-plane/signet.yaml']);
+    const docs = all.filter(({ doc }) => doc.kind && doc.kind !== 'Kustomization');
+    assert.ok(docs.some(({ doc }) => doc.kind === 'Pod'), 'the control-plane static pod');
+
+    // Where each kind lives: the API server's discovery.
+    const resources = new Map<string, { name: string; namespaced: boolean }>();
+    for (const groupVersion of new Set(docs.map(({ doc }) => doc.apiVersion as string))) {
+      const answer = await api.request('GET', groupVersion.includes('/') ? `/apis/${groupVersion}` : `/api/${groupVersion}`);
+      if (answer.status !== 200) continue;
+      for (const r of answer.body.resources as Array<{ name: string; kind: string; namespaced: boolean }>) {
+        if (!r.name.includes('/')) resources.set(`${groupVersion}/${r.kind}`, { name: r.name, namespaced: r.namespaced });
+      }
+    }
+    // Namespaced objects are dry-run in their namespace, which must exist (NamespaceLifecycle admission).
+    for (const { doc } of docs.filter(({ doc }) => doc.kind === 'Namespace')) {
+      const created = await api.request('POST', '/api/v1/namespaces', doc);
+      assert.ok(created.status === 201 || created.status === 409, JSON.stringify(created.body));
+    }
+    const checked: string[] = [];
+    const missingApi: string[] = [];
+    for (const { file, doc } of docs) {
+      const resource = resources.get(`${doc.apiVersion}/${doc.kind}`);
+      if (!resource) {
+        missingApi.push(`${file}: ${doc.apiVersion} ${doc.kind}`);
+        continue;
+      }
+      const base = doc.apiVersion.includes('/') ? `/apis/${doc.apiVersion}` : `/api/${doc.apiVersion}`;
+      const path = resource.namespaced ? `${base}/namespaces/${doc.metadata.namespace ?? 'default'}/${resource.name}` : `${base}/${resource.name}`;
+      const answer = await api.request('POST', `${path}?dryRun=All&fieldValidation=Strict`, doc);
+      // 409: a Namespace created above already exists; the strict validation ran before the conflict.
+      assert.ok(answer.status === 201 || (doc.kind === 'Namespace' && answer.status === 409), `${file} ${doc.kind}/${doc.metadata.name}: HTTP ${answer.status} ${JSON.stringify(answer.body?.message ?? answer.body)}`);
+      checked.push(`${doc.kind}/${doc.metadata.name}`);
+    }
+    // Only the Prometheus Operator's ServiceMonitor needs an API this bare API server does not serve (its CRD);
+    // test/unit/kubernetes.test.ts keeps checking it by hand.
+    assert.deepEqual(missingApi.map((m) => m.replace(/^.*: /, '')), ['monitoring.coreos.com/v1 ServiceMonitor']);
+    assert.ok(checked.length >= 6, checked.join(', '));
+  });
+});
