@@ -13,6 +13,7 @@ import { startSignet } from '../test/harness/signet.ts';
 import { startVault } from '../test/harness/vault.ts';
 import { fixed, percentile, table } from './lib.ts';
 
+const out = (text = '') => process.stdout.write(`${text}\n`);
 const REQUESTS = Number(process.env.KUBE_BENCH_REQUESTS ?? 300);
 if (!Number.isSafeInteger(REQUESTS) || REQUESTS < 10) throw new Error('KUBE_BENCH_REQUESTS must be a whole number of at least 10');
 
@@ -43,10 +44,10 @@ try {
     const sorted = Float64Array.from(values).sort();
     return [name, String(values.length), fixed(percentile(sorted, 50), 2), fixed(percentile(sorted, 90), 2), fixed(percentile(sorted, 99), 2)];
   });
-  console.log(`TokenRequest latency, ms (sequential, interleaved, ${REQUESTS} each, ES256 both)`);
-  console.log(table(['kube-apiserver signing with', 'n', 'p50', 'p90', 'p99'], rows, [false, true, true, true, true]));
+  out(`TokenRequest latency, ms (sequential, interleaved, ${REQUESTS} each, ES256 both)`);
+  out(table(['kube-apiserver signing with', 'n', 'p50', 'p90', 'p99'], rows, [false, true, true, true, true]));
   const p50 = (name: string) => percentile(Float64Array.from(samples.get(name)!).sort(), 50);
-  console.log(`p50 added by Signet: ${fixed(p50(servers[0]![0]) - p50(servers[1]![0]), 2)} ms`);
+  out(`p50 added by Signet: ${fixed(p50(servers[0]![0]) - p50(servers[1]![0]), 2)} ms`);
 } finally {
   await viaSignet.stop();
   await viaKeyFile.stop();
