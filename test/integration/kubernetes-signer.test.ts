@@ -48,7 +48,7 @@ describe('Signet as kube-apiserver\'s ExternalJWTSigner (real Vault, etcd, kube-
 
   before(async () => {
     dir = clusterDir();
-    vault = await startVault('file');
+    vault = await startVault('dev');
     await vault.createKey('k8s', 'ecdsa-p256');
     signet = await startSignet(vault, [KEY], {
       config: {
@@ -254,6 +254,12 @@ describe('Signet as kube-apiserver\'s ExternalJWTSigner (real Vault, etcd, kube-
     // Namespaced objects are dry-run in their namespace, which must exist (NamespaceLifecycle admission).
     for (const { doc } of docs.filter(({ doc }) => doc.kind === 'Namespace')) {
       const created = await api.request('POST', '/api/v1/namespaces', doc);
+      assert.ok(created.status === 201 || created.status === 409, JSON.stringify(created.body));
+    }
+    // What kube-controller-manager (not running here) would create: each namespace's "default" ServiceAccount,
+    // which the ServiceAccount admission plugin looks up for a pod that names none.
+    for (const namespace of new Set(docs.map(({ doc }) => doc.metadata?.namespace).filter(Boolean))) {
+      const created = await api.request('POST', `/api/v1/namespaces/${namespace}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default' } });
       assert.ok(created.status === 201 || created.status === 409, JSON.stringify(created.body));
     }
     const checked: string[] = [];
