@@ -21,7 +21,7 @@ import { checkClaims, KeySetClock, MAX_CLAIMS_LENGTH, publishedKeys, refreshHint
 const PROTO = join(import.meta.dirname, 'externaljwt.proto');
 
 /** The v1 service definition, and the same service under v1alpha1 (identical messages, other paths). */
-function serviceDefinitions(): ServiceDefinition[] {
+export function serviceDefinitions(): ServiceDefinition[] {
   const definition = loadSync(PROTO, { keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true });
   const v1 = definition['v1.ExternalJWTSigner'] as ServiceDefinition;
   const v1alpha1 = Object.fromEntries(Object.entries(v1).map(([method, d]) => [

@@ -11,7 +11,11 @@ import { join, relative } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import { parseAllDocuments } from 'yaml';
-import { startKubernetesSigners, type KubernetesSigner } from '../../src/kubernetes/server.ts';
+import { credentials, makeGenericClientConstructor, status, type ServiceError } from '@grpc/grpc-js';
+import { buildConfig } from '../../src/config.ts';
+import { serviceDefinitions, startKubernetesSigners, type KubernetesSigner } from '../../src/kubernetes/server.ts';
+import { createLogger } from '../../src/observability/logger.ts';
+import { serve } from '../../src/server.ts';
 import {
   clusterDir, createServiceAccount, ISSUER, startEtcd, startKubeApiserver, type Etcd, type KubeApiserver,
 } from '../harness/kubernetes.ts';
@@ -281,5 +285,71 @@ describe('Signet as kube-apiserver\'s ExternalJWTSigner (real Vault, etcd, kube-
     // test/unit/kubernetes.test.ts keeps checking it by hand.
     assert.deepEqual(missingApi.map((m) => m.replace(/^.*: /, '')), ['monitoring.coreos.com/v1 ServiceMonitor']);
     assert.ok(checked.length >= 6, checked.join(', '));
+  });
+});
+
+describe('serve() with kubernetes clusters (real Vault, a gRPC client on the socket)', () => {
+  let dir: string;
+  let vault: TestVault;
+  before(async () => {
+    dir = clusterDir();
+    vault = await startVault('dev');
+    await vault.createKey('k8s-384', 'ecdsa-p384');
+    await vault.createKey('k8s-ed', 'ed25519');
+  });
+  after(async () => {
+    await vault?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  const configFor = (key: string, socket: string, extra: Record<string, unknown> = {}) => buildConfig({
+    listen: '127.0.0.1:0', vault: { address: vault.address }, log_level: 'warn', ...TIMING,
+    keys: [{ ...KEY, name: key }], kubernetes: [{ name: 'c1', socket, key, ...extra }],
+  }, { VAULT_TOKEN: vault.rootToken });
+
+  type Call = (method: string, request: object) => Promise<any>;
+  function client(socket: string, version: 0 | 1): { call: Call; close(): void } {
+    const definition = serviceDefinitions()[version]!;
+    const Client = makeGenericClientConstructor(definition, 'ExternalJWTSigner');
+    const c = new Client(`unix:${socket}`, credentials.createInsecure()) as unknown as Record<string, (r: object, cb: (e: ServiceError | null, v: unknown) => void) => void>;
+    return {
+      call: (method, request) => new Promise((resolve, reject) => c[method]!.call(c, request, (e, v) => (e ? reject(e) : resolve(v)))),
+      close: () => (c as unknown as { close(): void }).close(),
+    };
+  }
+
+  test('one socket per cluster (0660 with a group), v1 and v1alpha1 alike; garbage claims are INVALID_ARGUMENT; closing removes the socket', async () => {
+    const socket = join(dir, 'serve.sock');
+    const running = await serve(configFor('k8s-384', socket, { socket_mode: '0660', socket_group: String(process.getgid!()) }), { logger: createLogger('warn') });
+    try {
+      assert.equal(statSync(socket).mode & 0o777, 0o660);
+      for (const version of [0, 1] as const) {
+        const { call, close } = client(socket, version);
+        try {
+          assert.deepEqual(await call('Metadata', {}), { maxTokenExpirationSeconds: 600 });
+          const keys = await call('FetchKeys', {});
+          assert.equal(keys.keys.length, 1);
+          assert.ok(keys.refreshHintSeconds >= 1 && keys.refreshHintSeconds <= 2, String(keys.refreshHintSeconds));
+          const claims = Buffer.from(JSON.stringify({ sub: 'x', exp: Math.floor(Date.now() / 1000) + 600 })).toString('base64url');
+          const signed = await call('Sign', { claims });
+          const header = JSON.parse(Buffer.from(signed.header, 'base64url').toString());
+          assert.deepEqual(header, { alg: 'ES384', kid: keys.keys[0].keyId, typ: 'JWT' });
+          for (const bad of ['%%%', Buffer.from('[1]').toString('base64url'), Buffer.from('{"exp":99999999999}').toString('base64url')]) {
+            await assert.rejects(call('Sign', { claims: bad }), (e: ServiceError) => e.code === status.INVALID_ARGUMENT);
+          }
+        } finally {
+          close();
+        }
+      }
+    } finally {
+      await running.close();
+    }
+    assert.throws(() => statSync(socket), /ENOENT/);
+  });
+
+  test('start-up refuses a key kube-apiserver cannot use (EdDSA), and leaves no socket', async () => {
+    const socket = join(dir, 'ed.sock');
+    await assert.rejects(serve(configFor('k8s-ed', socket), { logger: createLogger('silent') }), /kubernetes\[0\]\.key: key "k8s-ed" signs EdDSA .*accepts only RS256, ES256, ES384, ES512/);
+    assert.throws(() => statSync(socket), /ENOENT/);
   });
 });
