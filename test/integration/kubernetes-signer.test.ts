@@ -19,7 +19,7 @@ import { serve } from '../../src/server.ts';
 import {
   clusterDir, createServiceAccount, ISSUER, startEtcd, startKubeApiserver, type Etcd, type KubeApiserver,
 } from '../harness/kubernetes.ts';
-import { ROOT } from '../harness/ops.ts';
+import { ROOT, vaultRaw } from '../harness/ops.ts';
 import { eventually, startSignet, type TestSignet } from '../harness/signet.ts';
 import { startVault, type TestVault } from '../harness/vault.ts';
 
@@ -302,10 +302,10 @@ describe('serve() with kubernetes clusters (real Vault, a gRPC client on the soc
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  const configFor = (key: string, socket: string, extra: Record<string, unknown> = {}) => buildConfig({
+  const configFor = (key: string, socket: string, extra: Record<string, unknown> = {}, token = vault.rootToken) => buildConfig({
     listen: '127.0.0.1:0', vault: { address: vault.address }, log_level: 'warn', ...TIMING,
     keys: [{ ...KEY, name: key }], kubernetes: [{ name: 'c1', socket, key, ...extra }],
-  }, { VAULT_TOKEN: vault.rootToken });
+  }, { VAULT_TOKEN: token });
 
   type Call = (method: string, request: object) => Promise<any>;
   function client(socket: string, version: 0 | 1): { call: Call; close(): void } {
@@ -351,5 +351,36 @@ describe('serve() with kubernetes clusters (real Vault, a gRPC client on the soc
     const socket = join(dir, 'ed.sock');
     await assert.rejects(serve(configFor('k8s-ed', socket), { logger: createLogger('silent') }), /kubernetes\[0\]\.key: key "k8s-ed" signs EdDSA .*accepts only RS256, ES256, ES384, ES512/);
     assert.throws(() => statSync(socket), /ENOENT/);
+  });
+
+  test('deploy/kubernetes/control-plane/vault-policy.hcl is enough for the signer, and grants nothing more', async () => {
+    await vault.createKey('k8s-prod', 'ecdsa-p256');
+    await vault.api('PUT', 'sys/policies/acl/signet-k8s-prod', { policy: readFileSync(join(ROOT, 'deploy', 'kubernetes', 'control-plane', 'vault-policy.hcl'), 'utf8') });
+    const created = await vault.api('POST', 'auth/token/create', { policies: ['signet-k8s-prod'], no_default_policy: true, ttl: '1h', renewable: true });
+    const token = (created.auth as { client_token: string }).client_token;
+    const socket = join(dir, 'policy.sock');
+    const running = await serve(configFor('k8s-prod', socket, {}, token), { logger: createLogger('warn') });
+    const { call, close } = client(socket, 0);
+    try {
+      const keys = await call('FetchKeys', {});
+      const claims = Buffer.from(JSON.stringify({ sub: 'x', exp: Math.floor(Date.now() / 1000) + 600 })).toString('base64url');
+      const signed = await call('Sign', { claims });
+      assert.equal(JSON.parse(Buffer.from(signed.header, 'base64url').toString()).kid, keys.keys[0].keyId);
+    } finally {
+      close();
+      await running.close();
+    }
+    const refused: Array<[string, string, unknown?]> = [
+      ['POST', 'transit/keys/k8s-prod/rotate', {}],
+      ['POST', 'transit/keys/k8s-prod/config', { min_decryption_version: 1 }],
+      ['GET', 'transit/export/signing-key/k8s-prod'],
+      ['GET', 'transit/keys/k8s-384'],
+      ['POST', 'transit/sign/k8s-384/sha2-384', { input: 'eA==' }],
+      ['DELETE', 'transit/keys/k8s-prod'],
+      ['GET', 'sys/policies/acl/signet-k8s-prod'],
+    ];
+    for (const [method, path, body] of refused) {
+      assert.equal((await vaultRaw(vault.address, token, method, path, body)).status, 403, `${method} ${path}`);
+    }
   });
 });
