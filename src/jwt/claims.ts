@@ -16,6 +16,8 @@ export interface ClaimsPolicy {
   audiencePattern?: RegExp;
   /** When set, `sub` is required and must match it (whole value). */
   subjectPattern?: RegExp;
+  /** `aud` must be present (RFC 8725 §3.9: a token without it sidesteps an audience restriction). */
+  requireAudience?: boolean;
   defaultTtl: number;
   maxTtl: number;
   /** Claims of REGISTERED_BY_SIGNET a caller is allowed to set. */
@@ -97,6 +99,9 @@ export function issueClaims(input: IssueInput, policy: ClaimsPolicy, now: number
     }
   }
 
+  if (policy.requireAudience && !Object.hasOwn(claims, 'aud')) {
+    throw new ClaimPolicyError('claim aud: required by this key (it restricts audiences; keys[].require_audience)');
+  }
   if (Object.hasOwn(claims, 'aud')) {
     const aud = claims.aud;
     const values = Array.isArray(aud) ? aud : [aud];
@@ -166,6 +171,8 @@ export function issueClaims(input: IssueInput, policy: ClaimsPolicy, now: number
 export interface ValidationOptions {
   issuer?: string;
   audience?: string;
+  /** The token must carry `aud` (the key requires it when signing). */
+  requireAudience?: boolean;
   clockSkew: number;
   /** Seconds since the epoch. */
   now: number;
@@ -191,6 +198,7 @@ export function validateClaims(claims: Record<string, unknown>, options: Validat
     else if (iat > now + clockSkew) errors.push('claim iat: issued in the future');
   }
   if (options.issuer !== undefined && iss !== options.issuer) errors.push('claim iss: does not match the expected issuer');
+  if (options.requireAudience && aud === undefined) errors.push('claim aud: missing, and this key requires it');
   if (options.audience !== undefined) {
     const values = Array.isArray(aud) ? aud : [aud];
     if (!values.includes(options.audience)) errors.push('claim aud: does not include the expected audience');

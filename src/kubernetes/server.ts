@@ -4,8 +4,7 @@
 // key before it is answered: kube-apiserver does not check it, and a bad one would surface only as a pod that
 // cannot authenticate. FetchKeys and Metadata answer from the keyring, so they keep working while Vault is away.
 
-import { connect } from 'node:net';
-import { chmodSync, chownSync, lstatSync, unlinkSync } from 'node:fs';
+import { chmodSync, chownSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { Server, ServerCredentials, status, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
@@ -14,7 +13,7 @@ import { KUBERNETES_ALGS, type KubernetesClusterConfig } from '../config.ts';
 import { ConfigError, SignetError, VaultUnavailableError } from '../errors.ts';
 import { verifySignature } from '../jwt/signature.ts';
 import type { KeyView } from '../keys/keyring.ts';
-import { resolveGroup } from '../security/socket.ts';
+import { clearStaleSocket, resolveGroup } from '../security/socket.ts';
 import type { Services } from '../services.ts';
 import { checkClaims, KeySetClock, MAX_CLAIMS_LENGTH, publishedKeys, refreshHint, timestamp } from './contract.ts';
 
@@ -63,24 +62,6 @@ export interface KubernetesSigner {
   cluster: KubernetesClusterConfig;
   socket: string;
   close(): Promise<void>;
-}
-
-/** A socket file left by a Signet that is gone (nobody accepts on it) is removed; a live one is an error. */
-async function clearStaleSocket(path: string, field: string): Promise<void> {
-  let isSocket: boolean;
-  try {
-    isSocket = lstatSync(path).isSocket();
-  } catch {
-    return;
-  }
-  if (!isSocket) throw new ConfigError(field, `${path} exists and is not a socket`);
-  const live = await new Promise<boolean>((resolve) => {
-    const probe = connect(path);
-    probe.once('connect', () => { probe.destroy(); resolve(true); });
-    probe.once('error', () => resolve(false));
-  });
-  if (live) throw new ConfigError(field, `${path} is in use by another process (another Signet?)`);
-  unlinkSync(path);
 }
 
 /** Starts the ExternalJWTSigner for one cluster; the services must be started (keys loaded, or being loaded). */
@@ -167,7 +148,15 @@ export async function startKubernetesSigner(services: Services, cluster: Kuberne
   for (const definition of serviceDefinitions()) server.addService(definition, implementation);
 
   const gid = cluster.socketGroup === undefined ? undefined : resolveGroup(cluster.socketGroup);
-  await clearStaleSocket(cluster.socket, `${field}.socket`);
+  // A socket left by a Signet that was killed is replaced; one another process answers on stops start-up.
+  try {
+    if (await clearStaleSocket(cluster.socket) === 'removed') {
+      log.warn({ event: 'stale_socket_removed', path: cluster.socket }, `removed a stale socket at ${cluster.socket} left by a process that exited without closing it`);
+    }
+  } catch (error) {
+    if (error instanceof ConfigError) throw new ConfigError(`${field}.socket`, error.message.replace(/^configuration: listen: /, ''));
+    throw error;
+  }
   // The socket never exists with a looser mode than configured: the umask is narrowed around the bind.
   const previous = process.umask(~cluster.socketMode & 0o777);
   try {

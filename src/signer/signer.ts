@@ -2,7 +2,7 @@
 // the schedule's active version explicitly, and the signature's vault:vN: prefix must match it.
 
 import { randomBytes } from 'node:crypto';
-import { InvalidRequestError, SignetError, UnknownKeyError, VaultUnavailableError } from '../errors.ts';
+import { ClaimPolicyError, InvalidRequestError, SignetError, UnknownKeyError, VaultUnavailableError } from '../errors.ts';
 import { parseDuration } from '../duration.ts';
 import { DEFAULT_CLAIM_LIMITS, issueClaims, type ClaimLimits, type ClaimsPolicy } from '../jwt/claims.ts';
 import type { KeyConfig } from '../config.ts';
@@ -52,13 +52,16 @@ function newJti(): string {
   return jti;
 }
 
+/** A key's claims policy and the `typ` values it signs. */
+type KeyPolicy = ClaimsPolicy & { allowedTyp: readonly string[] };
+
 export class Signer {
   readonly #keyring: Keyring;
   readonly #batcher: SignBatcher;
   readonly #headers = new Map<string, string>();
   readonly #refreshKeys: () => Promise<void>;
   /** The claims policy of each configured key, built once (not per request). */
-  readonly #policies: ReadonlyMap<string, ClaimsPolicy>;
+  readonly #policies: ReadonlyMap<string, KeyPolicy>;
 
   /** `refreshKeys` re-reads key state from Vault (shared with the periodic refresh). */
   constructor(
@@ -73,10 +76,12 @@ export class Signer {
       audiences: k.audiences,
       audiencePattern: k.audiencePattern,
       subjectPattern: k.subjectPattern,
+      requireAudience: k.requireAudience,
       defaultTtl: k.defaultTtl,
       maxTtl: k.maxTtl,
       callerMaySet: new Set(k.callerClaims),
       limits,
+      allowedTyp: k.allowedTyp,
     }]));
   }
 
@@ -143,7 +148,7 @@ export class Signer {
     return { header, signature };
   }
 
-  async #signOnce(name: string, policy: ClaimsPolicy, request: SignRequest): Promise<SignResult> {
+  async #signOnce(name: string, policy: KeyPolicy, request: SignRequest): Promise<SignResult> {
     const nowMs = Date.now();
     const now = Math.floor(nowMs / 1000);
     const view = this.#view(name, nowMs);
@@ -153,8 +158,12 @@ export class Signer {
       if (ttl === undefined) throw new InvalidRequestError('ttl: must be a duration such as "15m" or a number of seconds');
     }
     const issued = issueClaims({ claims: request.claims, ttl }, policy, now, newJti);
+    const typ = request.headers?.typ ?? policy.allowedTyp[0]!;
+    if (!policy.allowedTyp.includes(typ)) {
+      throw new ClaimPolicyError(`header typ: not one of this key's allowed_typ (${policy.allowedTyp.join(', ')})`);
+    }
     const payload = encodePayload(issued.claims);
-    const { header, signature } = await this.#signWith(name, view, request.headers?.typ ?? 'JWT', payload);
+    const { header, signature } = await this.#signWith(name, view, typ, payload);
     return {
       token: `${header}.${payload}.${signature}`,
       kid: view.signing.kid,

@@ -4,7 +4,7 @@
 // only the defence under test stands between the token and a 200.
 
 import assert from 'node:assert/strict';
-import { createPublicKey, verify as cryptoVerify } from 'node:crypto';
+import { createPublicKey, verify as cryptoVerify, type webcrypto } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import {
   calculateJwkThumbprint, CompactEncrypt, CompactSign, exportJWK, exportSPKI, generateKeyPair, importJWK, compactVerify, SignJWT, type JWK,
@@ -38,7 +38,7 @@ describe('hostile tokens at /v1/verify', () => {
   let signet: TestSignet;
   const kid: Record<string, string> = {};
   let jwks: { keys: JWK[] };
-  let attacker: { privateKey: CryptoKey; publicKey: CryptoKey };
+  let attacker: { privateKey: webcrypto.CryptoKey; publicKey: webcrypto.CryptoKey };
   const claims = () => ({ iss: ISSUER, sub: 'victim', aud: 'api', iat: now(), nbf: now(), exp: now() + 300 });
 
   async function verify(token: string, extra: Record<string, unknown> = {}) {
@@ -280,7 +280,7 @@ describe('hostile tokens at /v1/verify', () => {
 describe('unknown kids: one rate-limited refresh, not a Vault read per token', () => {
   let vault: TestVault;
   let signet: TestSignet;
-  let attacker: CryptoKey;
+  let attacker: webcrypto.CryptoKey;
 
   before(async () => {
     vault = await startVault();
