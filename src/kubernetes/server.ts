@@ -34,6 +34,7 @@ class RpcError extends Error {
   readonly code: status;
   constructor(code: status, message: string) {
     super(message);
+    this.name = 'RpcError';
     this.code = code;
   }
 }

@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import { parseAllDocuments } from 'yaml';
@@ -381,6 +382,35 @@ describe('serve() with kubernetes clusters (real Vault, a gRPC client on the soc
     ];
     for (const [method, path, body] of refused) {
       assert.equal((await vaultRaw(vault.address, token, method, path, body)).status, 403, `${method} ${path}`);
+    }
+  });
+
+  test('a signature that does not verify with the version\'s public key is never answered (INTERNAL, logged, counted)', async () => {
+    const socket = join(dir, 'corrupt.sock');
+    const lines: string[] = [];
+    const sink = new Writable({ write(chunk, _e, done) { lines.push(...chunk.toString().split('\n').filter(Boolean)); done(); } });
+    const running = await serve(configFor('k8s-384', socket), { logger: createLogger('warn', sink) });
+    // Fault injection on the real path: Vault's real signature, one byte flipped on its way back (a corruption
+    // anywhere between Vault and the answer).
+    const batcher = running.app.services.batcher;
+    const original = batcher.sign.bind(batcher);
+    batcher.sign = async (key, input) => {
+      const signature = await original(key, input);
+      const [prefix, version, value] = signature.split(':');
+      const bytes = Buffer.from(value!, 'base64url');
+      bytes[10]! ^= 0x01;
+      return `${prefix}:${version}:${bytes.toString('base64url')}`;
+    };
+    const { call, close } = client(socket, 0);
+    try {
+      const claims = Buffer.from(JSON.stringify({ sub: 'x', exp: Math.floor(Date.now() / 1000) + 600 })).toString('base64url');
+      await assert.rejects(call('Sign', { claims }), (e: ServiceError) => e.code === status.INTERNAL && /does not verify with that version's public key/.test(e.details));
+      assert.ok(lines.some((l) => /"level":"error".*"method":"Sign","outcome":"internal"/.test(l)), lines.join('\n'));
+      assert.match(await running.app.services.metrics.registry.metrics(), /signet_kubernetes_rpc_requests_total\{cluster="c1",method="Sign",outcome="internal"\} 1/);
+      assert.ok(!lines.some((l) => l.includes(claims)));
+    } finally {
+      close();
+      await running.close();
     }
   });
 });
