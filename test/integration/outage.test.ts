@@ -137,7 +137,7 @@ describe('load shedding', () => {
           return { status: r.status, ms: Date.now() - at, error: r.body?.errors?.[0] as string | undefined };
         }));
         vault.resume();
-        const shed = answers.filter((a) => a.error?.includes('sign queue for key "app" is full'));
+        const shed = answers.filter((a) => a.error?.includes('the sign queue of key "app" is full'));
         assert.equal(shed.length, 40 - 1 - 8, 'one in flight, eight queued, the rest shed');
         for (const a of shed) {
           assert.equal(a.status, 503);
