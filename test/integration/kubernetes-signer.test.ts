@@ -305,8 +305,8 @@ describe('serve() with kubernetes clusters (real Vault, a gRPC client on the soc
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  const configFor = (key: string, socket: string, extra: Record<string, unknown> = {}, token = vault.rootToken) => buildConfig({
-    listen: '127.0.0.1:0', vault: { address: vault.address }, log_level: 'warn', ...TIMING,
+  const configFor = (key: string, socket: string, extra: Record<string, unknown> = {}, token = vault.rootToken, top: Record<string, unknown> = {}) => buildConfig({
+    listen: '127.0.0.1:0', vault: { address: vault.address }, log_level: 'warn', ...TIMING, ...top,
     keys: [{ ...KEY, name: key }], kubernetes: [{ name: 'c1', socket, key, ...extra }],
   }, { VAULT_TOKEN: token });
 
@@ -411,6 +411,35 @@ describe('serve() with kubernetes clusters (real Vault, a gRPC client on the soc
       assert.match(await running.app.services.metrics.registry.metrics(), /signet_kubernetes_rpc_requests_total\{cluster="c1",method="Sign",outcome="internal"\} 1/);
       assert.ok(!lines.some((l) => l.includes(claims)));
     } finally {
+      close();
+      await running.close();
+    }
+  });
+
+  test('overload is RESOURCE_EXHAUSTED, not UNAVAILABLE: with one Vault call in flight and a queue of one, the rest is refused at once', async () => {
+    const socket = join(dir, 'overload.sock');
+    const running = await serve(configFor('k8s-384', socket, {}, vault.rootToken, { batching: { max_in_flight: 1, max_queue: 1 } }), { logger: createLogger('silent') });
+    const { call, close } = client(socket, 0);
+    vault.pause();
+    try {
+      const claims = Buffer.from(JSON.stringify({ sub: 'x', exp: Math.floor(Date.now() / 1000) + 600 })).toString('base64url');
+      const outcomes = await Promise.all(Array.from({ length: 8 }, async () => {
+        const started = performance.now();
+        try {
+          await call('Sign', { claims });
+          return { code: status.OK, ms: performance.now() - started };
+        } catch (error) {
+          return { code: (error as ServiceError).code, ms: performance.now() - started };
+        }
+      }));
+      const exhausted = outcomes.filter((o) => o.code === status.RESOURCE_EXHAUSTED);
+      // One call in flight and one queued wait for the paused Vault (the queued one is refused as overload when
+      // its sign_timeout passes); the other six are refused on arrival.
+      assert.ok(outcomes.every((o) => o.code === status.RESOURCE_EXHAUSTED || o.code === status.UNAVAILABLE), JSON.stringify(outcomes));
+      assert.ok(exhausted.filter((o) => o.ms < 1000).length >= 6, JSON.stringify(outcomes));
+      assert.match(await running.app.services.metrics.registry.metrics(), /signet_kubernetes_rpc_requests_total\{cluster="c1",method="Sign",outcome="resource_exhausted"\} [6-8]/);
+    } finally {
+      vault.resume();
       close();
       await running.close();
     }
