@@ -57,9 +57,14 @@ export async function serve(config: Config, deps: AppDeps = {}): Promise<Running
     await app.close();
     throw error;
   }
+  // logrotate's postrotate sends SIGHUP: reopen the audit file. (Only with an audit file: otherwise SIGHUP keeps
+  // its default action.)
+  const onHangup = () => app.services.audit.reopen();
+  if (config.audit?.file) process.on('SIGHUP', onHangup);
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
+      process.off('SIGHUP', onHangup);
       const timer = setTimeout(() => {
         app.log.error({ event: 'shutdown_timeout' }, `in-flight requests did not finish within ${SHUTDOWN_GRACE_MS} ms; exiting`);
         process.exit(1);

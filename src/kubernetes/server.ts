@@ -4,6 +4,7 @@
 // key before it is answered: kube-apiserver does not check it, and a bad one would surface only as a pod that
 // cannot authenticate. FetchKeys and Metadata answer from the keyring, so they keep working while Vault is away.
 
+import { randomUUID } from 'node:crypto';
 import { chmodSync, chownSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { Server, ServerCredentials, status, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
@@ -27,6 +28,16 @@ export function serviceDefinitions(): ServiceDefinition[] {
     method, { ...d, path: d.path.replace(/^\/v1\./, '/v1alpha1.') },
   ])) as ServiceDefinition;
   return [v1, v1alpha1];
+}
+
+/** The claims of a refused Sign for its audit record (the record keeps their names only), when they decode. */
+function claimsForAudit(claims: unknown): unknown {
+  if (typeof claims !== 'string' || claims.length > MAX_CLAIMS_LENGTH) return undefined;
+  try {
+    return JSON.parse(Buffer.from(claims, 'base64url').toString('utf8'));
+  } catch {
+    return undefined;
+  }
 }
 
 /** A gRPC error: status code and a message that names what failed (never a claim value). */
@@ -67,7 +78,9 @@ export interface KubernetesSigner {
 
 /** Starts the ExternalJWTSigner for one cluster; the services must be started (keys loaded, or being loaded). */
 export async function startKubernetesSigner(services: Services, cluster: KubernetesClusterConfig, index: number): Promise<KubernetesSigner> {
-  const { signer, keyring, metrics, config } = services;
+  const { signer, keyring, metrics, config, audit } = services;
+  // The audit trail names kube-apiserver as the caller: "kubernetes:<cluster>".
+  const caller = `kubernetes:${cluster.name}`;
   const log: Logger = services.log.child({ component: 'kubernetes', cluster: cluster.name });
   const field = `kubernetes[${index}]`;
   const keyConfig = config.keys.find((k) => k.name === cluster.key)!;
@@ -119,16 +132,32 @@ export async function startKubernetesSigner(services: Services, cluster: Kuberne
 
   const implementation: UntypedServiceImplementation = {
     Sign: handler('Sign', async (request: { claims: string }) => {
-      usable(keyring.view(cluster.key));
-      checkClaims(request.claims, Date.now() / 1000, keyConfig.maxTtl, config.clockSkew);
-      const signed = await signer.signPayload(cluster.key, request.claims);
-      if (!KUBERNETES_ALGS.includes(signed.alg)) throw new RpcError(status.FAILED_PRECONDITION, `key "${cluster.key}" signs ${signed.alg}`);
-      const { publicKey, kid, version } = signed.version;
-      // kube-apiserver hands the token out without checking it: Signet checks it instead.
-      if (!publicKey || !verifySignature(signed.alg, publicKey, `${signed.header}.${request.claims}`, Buffer.from(signed.signature, 'base64url'))) {
-        throw new RpcError(status.INTERNAL, `the signature Vault returned for key "${cluster.key}" version ${version} (kid ${kid}) does not verify with that version's public key; not answered`);
+      const requestId = randomUUID();
+      let answer: { header: string; signature: string };
+      let signed;
+      try {
+        usable(keyring.view(cluster.key));
+        checkClaims(request.claims, Date.now() / 1000, keyConfig.maxTtl, config.clockSkew);
+        signed = await signer.signPayload(cluster.key, request.claims);
+        if (!KUBERNETES_ALGS.includes(signed.alg)) throw new RpcError(status.FAILED_PRECONDITION, `key "${cluster.key}" signs ${signed.alg}`);
+        const { publicKey, kid, version } = signed.version;
+        // kube-apiserver hands the token out without checking it: Signet checks it instead.
+        if (!publicKey || !verifySignature(signed.alg, publicKey, `${signed.header}.${request.claims}`, Buffer.from(signed.signature, 'base64url'))) {
+          throw new RpcError(status.INTERNAL, `the signature Vault returned for key "${cluster.key}" version ${version} (kid ${kid}) does not verify with that version's public key; not answered`);
+        }
+        answer = { header: signed.header, signature: signed.signature };
+      } catch (error) {
+        // A refusal is recorded too (claim names only), and answered once its record is written.
+        await audit.signDecision({ requestId, caller, key: cluster.key, claims: claimsForAudit(request.claims), error });
+        throw error;
       }
-      return { header: signed.header, signature: signed.signature };
+      // The signature leaves only after its audit record is written (when auditing is on).
+      const recorded = audit.signDecision({
+        requestId, caller, key: cluster.key,
+        result: { token: `${signed.header}.${request.claims}.${signed.signature}`, kid: signed.version.kid, alg: signed.alg, key: cluster.key, key_version: signed.version.version },
+      });
+      if (recorded) await recorded;
+      return answer;
     }),
     FetchKeys: handler('FetchKeys', () => {
       const now = Date.now() / 1000;

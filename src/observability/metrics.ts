@@ -46,6 +46,9 @@ export function createMetrics() {
     kubernetesRpcs: new Counter({ name: 'signet_kubernetes_rpc_requests_total', help: 'ExternalJWTSigner calls from kube-apiserver by cluster, method (Sign, FetchKeys, Metadata) and outcome (ok or the gRPC status).', labelNames: ['cluster', 'method', 'outcome'], registers: r }),
     kubernetesRpcDuration: new Histogram({ name: 'signet_kubernetes_rpc_duration_seconds', help: 'Time to answer an ExternalJWTSigner call, seconds.', labelNames: ['cluster', 'method'], buckets: FAST_BUCKETS, registers: r }),
     shedRequests: new Counter({ name: 'signet_shed_requests_total', help: 'Requests refused at once with 503, by reason (circuit_open, overloaded, event_loop).', labelNames: ['reason'], registers: r }),
+    auditWritten: new Counter({ name: 'signet_audit_records_written_total', help: 'Audit records written, by sink (file, stdout).', labelNames: ['sink'], registers: r }),
+    auditFailed: new Counter({ name: 'signet_audit_records_failed_total', help: 'Audit records that could not be written, by sink (their signs were refused with 503 unless audit.fail_closed is false).', labelNames: ['sink'], registers: r }),
+    auditBytes: new Counter({ name: 'signet_audit_bytes_written_total', help: 'Bytes of audit records written, by sink.', labelNames: ['sink'], registers: r }),
   };
 }
 

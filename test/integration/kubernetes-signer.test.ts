@@ -8,7 +8,8 @@
 // and a corrupted signature caught before it is answered. Short durations keep it fast; the rules are the same.
 
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { join, relative } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
@@ -440,6 +441,35 @@ describe('serve() with kubernetes clusters (real Vault, a gRPC client on the soc
       assert.match(await running.app.services.metrics.registry.metrics(), /signet_kubernetes_rpc_requests_total\{cluster="c1",method="Sign",outcome="resource_exhausted"\} [6-8]/);
     } finally {
       vault.resume();
+      close();
+      await running.close();
+    }
+  });
+
+  test('the audit trail records each Sign, issued or refused, with kube-apiserver as the caller and no claim value', async () => {
+    const socket = join(dir, 'audit.sock');
+    const auditFile = join(dir, 'audit.log');
+    const keyFile = join(dir, 'audit.key');
+    writeFileSync(keyFile, randomBytes(32), { mode: 0o600 });
+    const running = await serve(configFor('k8s-384', socket, {}, vault.rootToken, { audit: { file: auditFile, subject_key_file: keyFile } }), { logger: createLogger('silent') });
+    const { call, close } = client(socket, 0);
+    try {
+      const claims = Buffer.from(JSON.stringify({ sub: 'system:serviceaccount:default:robot', jti: 'j-1', exp: Math.floor(Date.now() / 1000) + 600 })).toString('base64url');
+      const signed = await call('Sign', { claims });
+      await assert.rejects(call('Sign', { claims: Buffer.from('{"sub":"secret-value","exp":99999999999}').toString('base64url') }));
+      const records = readFileSync(auditFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      assert.equal(records.length, 2);
+      const [issued, refused] = records;
+      assert.equal(issued.caller, 'kubernetes:c1');
+      assert.equal(issued.outcome, 'issued');
+      assert.equal(issued.kid, JSON.parse(Buffer.from(signed.header, 'base64url').toString()).kid);
+      assert.equal(issued.jti, 'j-1');
+      assert.deepEqual(issued.claims.sort(), ['exp', 'jti', 'sub']);
+      assert.equal(refused.outcome, 'invalid');
+      assert.equal(refused.caller, 'kubernetes:c1');
+      const text = readFileSync(auditFile, 'utf8');
+      assert.ok(!text.includes('secret-value') && !text.includes('system:serviceaccount') && !text.includes(signed.signature));
+    } finally {
       close();
       await running.close();
     }
