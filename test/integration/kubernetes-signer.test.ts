@@ -5,7 +5,7 @@
 // in the API server's JWKS before its first token; revocation; a paused Vault; and every manifest of
 // deploy/kubernetes/ through the API server's strict dry run. Then serve() on its own with a gRPC client: v1 and
 // v1alpha1, the socket's mode, start-up refusals, the control-plane Vault policy, overload (RESOURCE_EXHAUSTED),
-// and a corrupted signature caught before it is answered. Short durations keep it fast; the rules are the same.
+// a corrupted signature caught before it is answered, and the audit record of each Sign. Short durations keep it fast; the rules are the same.
 
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
