@@ -4,8 +4,9 @@
 //   (a) clients calling Vault transit/sign directly, one token per request, keep-alive;
 //   (b) clients calling Vault with batch_input of 64 items per request (Vault's own capacity; measured in whole
 //       rounds, as a batch can take seconds);
-//   (c) Signet with batching off;  (d) Signet with batching on;
-//   (e) at 1 and 16 clients: callers sending batch_input of 64 claim sets to Signet (batching on; issue 14);
+//   (c) Signet with batching off;  (d) Signet with batching on;  (e) Signet with batching on and the audit trail
+//   writing to a file (issue 15: at most 10 % fewer tokens/s than (d) at 64 clients, at most +0.05 ms p50 at 1);
+//   (f) at 1 and 16 clients: callers sending batch_input of 64 claim sets to Signet (batching on; issue 14);
 //   and at 1 client (p): Vault through a bare node:http + undici proxy, the latency floor of any Node sidecar;
 // then local verification (in-process verifier.verify against raw crypto.verify, one core; POST /v1/verify over
 // HTTP) and Signet's RSS idle and under load. Prints tables and the issue's target ratios, marked met or missed.
@@ -18,8 +19,8 @@
 
 import autocannon from 'autocannon';
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { availableParallelism, loadavg, release } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg, release, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -57,9 +58,9 @@ const SIGNET_FLAGS = (process.env.BENCH_SIGNET_NODE_FLAGS ?? '').split(/\s+/).fi
 const VERIFY = process.env.BENCH_VERIFY !== '0';
 const CLIENTS = process.env.BENCH_CLIENTS ? process.env.BENCH_CLIENTS.split(',').map(Number).filter((n) => n > 0) : [1, 16, 64];
 
-type Mode = 'a' | 'p' | 'b' | 'c' | 'd' | 'e';
-/** Modes measured at every client count; 'p' (the floor of a bare Node proxy) only at 1 client, 'e' at 1 and 16. */
-const MODES: Mode[] = ['a', 'p', 'b', 'c', 'd', 'e'];
+type Mode = 'a' | 'p' | 'b' | 'c' | 'd' | 'e' | 'f';
+/** Modes measured at every client count; 'p' (the floor of a bare Node proxy) only at 1 client, 'f' at 1 and 16. */
+const MODES: Mode[] = ['a', 'p', 'b', 'c', 'd', 'e', 'f'];
 const BATCH_CLIENTS = new Set([1, 16]);
 const MODE_LABEL: Record<Mode, string> = {
   a: '(a) Vault direct, 1 token/request',
@@ -67,7 +68,8 @@ const MODE_LABEL: Record<Mode, string> = {
   b: `(b) Vault direct, batch_input ${BATCH_ITEMS}`,
   c: '(c) Signet, batching off',
   d: '(d) Signet, batching on',
-  e: `(e) Signet, batch_input ${BATCH_ITEMS}`,
+  e: '(e) Signet, batching on, audit file',
+  f: `(f) Signet, batch_input ${BATCH_ITEMS}`,
 };
 
 interface LoadResult {
@@ -174,9 +176,9 @@ async function memoryOf(signet: Signet): Promise<Memory> {
   return (await signet.child.nextMessage()).memory as Memory;
 }
 
-async function startSignet(vault: VaultServer, batching: boolean, keys: unknown[]): Promise<Signet> {
+async function startSignet(vault: VaultServer, batching: boolean, keys: unknown[], audit?: { file: string; subject_key_file: string }): Promise<Signet> {
   const child = await startChild(join(HERE, 'signet-server.ts'), {
-    label: `signet batching ${batching ? 'on' : 'off'}`,
+    label: `signet batching ${batching ? 'on' : 'off'}${audit ? ', audit' : ''}`,
     nodeArgs: SIGNET_FLAGS,
     env: {
       BENCH_VAULT_ADDR: vault.address,
@@ -184,6 +186,7 @@ async function startSignet(vault: VaultServer, batching: boolean, keys: unknown[
       BENCH_KEYS: JSON.stringify(keys),
       BENCH_BATCHING: batching ? 'on' : 'off',
       BENCH_BATCHER: process.env.BENCH_BATCHER ?? '',
+      BENCH_AUDIT: audit ? JSON.stringify(audit) : '',
     },
   });
   cleanups.push(() => child.stop());
@@ -347,7 +350,7 @@ function vaultBody(c: AlgCase, items: number): string {
 }
 
 const SIGN_BODY = JSON.stringify({ claims: { sub: 'bench-user', scope: 'read' } });
-/** (e): one caller's batch of 64 distinct claim sets. */
+/** (f): one caller's batch of 64 distinct claim sets. */
 const BATCH_SIGN_BODY = JSON.stringify({ batch_input: Array.from({ length: BATCH_ITEMS }, (_, i) => ({ claims: { sub: `bench-user-${i}`, scope: 'read' } })) });
 
 async function sanityChecks(vault: VaultServer, signets: Signet[]): Promise<void> {
@@ -366,7 +369,7 @@ async function sanityChecks(vault: VaultServer, signets: Signet[]): Promise<void
       const batch = await postJson(`${signet.url}/v1/sign/${c.key}`, JSON.parse(BATCH_SIGN_BODY));
       const items = (batch.json?.batch_results ?? []) as Array<{ token?: string; key_version?: number }>;
       if (batch.status !== 200 || items.length !== BATCH_ITEMS || items.some((r) => !r.token) || new Set(items.map((r) => r.key_version)).size !== 1) {
-        throw new Error(`(e) ${c.alg}: Signet's batch answer has errors, is short or mixes versions (HTTP ${batch.status})`);
+        throw new Error(`(f) ${c.alg}: Signet's batch answer has errors, is short or mixes versions (HTTP ${batch.status})`);
       }
     }
   }
@@ -402,14 +405,18 @@ async function main(): Promise<void> {
   for (const c of ALL_CASES) await vaultApi(vault.address, vault.rootToken, 'POST', `transit/keys/${c.key}`, { type: c.type });
   const keys = ALL_CASES.map((c) => ({ name: c.key, alg: c.alg, issuer: 'https://bench' }));
 
-  log('starting Signet twice (batching off, batching on)');
-  const [off, on] = [await startSignet(vault, false, keys), await startSignet(vault, true, keys)];
+  log('starting Signet three times (batching off, batching on, batching on with the audit trail)');
+  const auditDir = mkdtempSync(join(tmpdir(), 'signet-bench-audit-'));
+  cleanups.push(async () => rmSync(auditDir, { recursive: true, force: true }));
+  const audit = { file: join(auditDir, 'audit.log'), subject_key_file: join(auditDir, 'subject.key') };
+  writeFileSync(audit.subject_key_file, 'bench-subject-key-0123456789abcdef', { mode: 0o600 });
+  const [off, on, audited] = [await startSignet(vault, false, keys), await startSignet(vault, true, keys), await startSignet(vault, true, keys, audit)];
   await sleep(1000);
   off.idleRss = rssBytes(off.pid);
   on.idleRss = rssBytes(on.pid);
   off.idleMemory = await memoryOf(off);
   on.idleMemory = await memoryOf(on);
-  await sanityChecks(vault, [off, on]);
+  await sanityChecks(vault, [off, on, audited]);
   const proxyChild = await startChild(join(HERE, 'floor-proxy.ts'), {
     label: 'floor proxy',
     env: { BENCH_VAULT_ADDR: vault.address, BENCH_VAULT_TOKEN: vault.rootToken },
@@ -423,12 +430,12 @@ async function main(): Promise<void> {
     for (const clients of CLIENTS) {
       for (const mode of MODES) {
         if (mode === 'p' && clients !== 1) continue;
-        if (mode === 'e' && !BATCH_CLIENTS.has(clients)) continue;
+        if (mode === 'f' && !BATCH_CLIENTS.has(clients)) continue;
         log(`${c.alg} ${String(clients).padStart(2)} clients ${MODE_LABEL[mode]}`);
-        const signet = mode === 'c' ? off : mode === 'd' || mode === 'e' ? on : undefined;
+        const signet = mode === 'c' ? off : mode === 'd' || mode === 'f' ? on : mode === 'e' ? audited : undefined;
         const spec: LoadSpec = mode === 'p'
           ? { url: `${proxy.url}/v1/${vaultSignPath(c)}`, headers: {}, body: vaultBody(c, 1), connections: clients, tokensPerRequest: 1, vaultPid, signetPid: proxy.pid }
-          : mode === 'e'
+          : mode === 'f'
           ? {
             url: `${on.url}/v1/sign/${c.key}`, headers: {}, body: BATCH_SIGN_BODY, connections: clients, tokensPerRequest: BATCH_ITEMS,
             vaultPid, signetPid: on.pid, signetMetrics: { url: on.url, key: c.key }, rounds: true,
@@ -563,9 +570,9 @@ async function main(): Promise<void> {
   // Issue 14: callers' own batches through Signet against the same batches sent straight to Vault.
   for (const c of CASES) {
     for (const clients of [...BATCH_CLIENTS]) {
-      const v = ratio(find(c.alg, clients, 'e')?.tokensPerSec, find(c.alg, clients, 'b')?.tokensPerSec);
+      const v = ratio(find(c.alg, clients, 'f')?.tokensPerSec, find(c.alg, clients, 'b')?.tokensPerSec);
       const checked = c.alg === 'ES256' || c.alg === 'EdDSA';
-      targets.push([`(e) / (b) tokens/s at ${clients} client${clients > 1 ? 's' : ''}, ${c.alg}${checked ? '' : ' (target is for ES256 and EdDSA)'}`,
+      targets.push([`(f) / (b) tokens/s at ${clients} client${clients > 1 ? 's' : ''}, ${c.alg}${checked ? '' : ' (target is for ES256 and EdDSA)'}`,
         show(v), '>= 0.8', checked ? check(v, (x) => x >= 0.8) : undefined]);
     }
   }
@@ -612,7 +619,21 @@ async function main(): Promise<void> {
   for (const [name, value] of [['batching on', afterRss.on], ['batching off', afterRss.off]] as const) {
     targets.push([`Signet RSS idle after the load, ${name}`, `${mb(value)} MB`, '<= 70 MB', check(value, (x) => x <= 70 * 1024 * 1024)]);
   }
-  out('Targets (issues 5 and 14), ratios from this run');
+  for (const c of CASES) {
+    const v = ratio(find(c.alg, 64, 'e')?.tokensPerSec, find(c.alg, 64, 'd')?.tokensPerSec);
+    targets.push([`(e) / (d) tokens/s at 64 clients, ${c.alg} (audit trail on, issue 15)`, show(v, 3), '>= 0.9', check(v, (x) => x >= 0.9)]);
+  }
+  for (const c of CASES) {
+    const e = find(c.alg, 1, 'e');
+    const d = find(c.alg, 1, 'd');
+    const v = e && d ? e.p50 - d.p50 : undefined;
+    targets.push([`p50 (e) - p50 (d) at 1 client, ${c.alg} (audit trail on, issue 15)`, show(v, 3, ' ms'), '<= 0.05 ms', check(v, (x) => x <= 0.05)]);
+  }
+  let auditBytes = 0;
+  try { auditBytes = statSync(audit.file).size; } catch { /* none written */ }
+  out(`Audit trail of (e): ${mb(auditBytes)} MB written to ${audit.file} during the run.`);
+  out();
+  out('Targets (issues 5, 14 and 15), ratios from this run');
   out();
   out(table(
     ['target', 'value', 'goal', 'status'],
@@ -638,14 +659,14 @@ async function main(): Promise<void> {
       + ` At Vault's batch-64 cost (${fixed(vb, 0)} us, from (b)): ${thousands(best)} tokens/s (${fixed(best / a.tokensPerSec, 1)}x (a), ${fixed(best / b.tokensPerSec, 2)} of (b)).`);
   }
   out();
-  out('Signet CPU per token (issue 14): one token per request (d) against callers\' batches of 64 (e), microseconds of Signet CPU');
+  out('Signet CPU per token (issue 14): one token per request (d) against callers\' batches of 64 (f), microseconds of Signet CPU');
   out();
   out(table(
-    ['alg', ...CLIENTS.map((n) => `(d) ${n} clients`), ...[...BATCH_CLIENTS].filter((n) => CLIENTS.includes(n)).map((n) => `(e) ${n} clients`)],
+    ['alg', ...CLIENTS.map((n) => `(d) ${n} clients`), ...[...BATCH_CLIENTS].filter((n) => CLIENTS.includes(n)).map((n) => `(f) ${n} clients`)],
     CASES.map((c) => [
       c.alg,
       ...CLIENTS.map((n) => { const r = find(c.alg, n, 'd'); return r ? perToken(r.signetCpu, r) : 'n/a'; }),
-      ...[...BATCH_CLIENTS].filter((n) => CLIENTS.includes(n)).map((n) => { const r = find(c.alg, n, 'e'); return r ? perToken(r.signetCpu, r) : 'n/a'; }),
+      ...[...BATCH_CLIENTS].filter((n) => CLIENTS.includes(n)).map((n) => { const r = find(c.alg, n, 'f'); return r ? perToken(r.signetCpu, r) : 'n/a'; }),
     ]),
     [false, ...CLIENTS.map(() => true), ...[...BATCH_CLIENTS].filter((n) => CLIENTS.includes(n)).map(() => true)],
   ));

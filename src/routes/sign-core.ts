@@ -3,7 +3,9 @@
 // rules, signs one token or a batch_input (every item with one key version), and counts metrics; the routes only
 // translate the request and the answer. Errors are thrown as SignetErrors; the app's error handler shapes them.
 
-import type { FastifyBaseLogger } from 'fastify';
+import type { FastifyBaseLogger, FastifyReply } from 'fastify';
+import { AuditUnavailableError } from '../audit/auditor.ts';
+import { callerName } from '../audit/record.ts';
 import { InvalidRequestError, SignetError, VaultUnavailableError } from '../errors.ts';
 import type { Caller } from '../security/callers.ts';
 import { authorizeKeyUse } from '../security/callers.ts';
@@ -78,38 +80,100 @@ export const batchResultsSchema = {
 } as const;
 
 export function outcomeOf(error: unknown): string {
+  if (error instanceof AuditUnavailableError) return 'audit_error';
   if (error instanceof SignetError) return error.status >= 500 ? 'vault_error' : error.status === 403 ? 'refused' : 'invalid';
   return 'error';
 }
 
-export type SignCore = (name: string, caller: Caller | null, body: SignBody, log: FastifyBaseLogger) => Promise<SignOutcome>;
+/** What a sign route passes in: the request's id (for the audit record), caller, body and logger. */
+export interface SignContext {
+  requestId: string;
+  caller: Caller | null;
+  body: SignBody;
+  log: FastifyBaseLogger;
+  /** For headers that go with an error (Retry-After of an audit refusal). */
+  reply: FastifyReply;
+}
+
+export type SignCore = (name: string, context: SignContext) => Promise<SignOutcome>;
 
 /**
  * The sign path shared by both APIs. Metrics: signet_sign_requests_total counts every token asked for (each
  * batch item with its own outcome; a request refused as a whole once), signet_sign_duration_seconds every request.
  */
 export function createSignCore(services: Services): SignCore {
-  const { signer, metrics, config } = services;
+  const { signer, metrics, config, audit } = services;
   const configured = new Set(config.keys.map((k) => k.name));
   const keyConfigs = new Map(config.keys.map((k) => [k.name, k]));
   const maxItems = config.signBatch.maxItems;
+  // A cluster's key signs only what its kube-apiserver asks for over the ExternalJWTSigner socket: through HTTP
+  // it would mint that cluster's service-account tokens for anyone who can reach the sign API.
+  const clusterOf = new Map(config.kubernetes.map((c) => [c.key, c.name]));
 
-  return async (name, caller, body, log) => {
+  /** Checks that refuse the whole request, before any claim is looked at. */
+  function admit(name: string, caller: Caller | null): void {
+    const cluster = clusterOf.get(name);
+    if (cluster !== undefined) {
+      throw new SignetError(403, 'kubernetes_key', `key "${name}" signs only for kubernetes cluster "${cluster}" (through its ExternalJWTSigner socket), not through the HTTP API`);
+    }
+    authorizeKeyUse(keyConfigs.get(name), caller);
+  }
+
+  /**
+   * One token's audit record (when auditing is on), awaited before the token is answered: a refusal is recorded
+   * too. Resolves with the item as it may be answered: the token, or the refusal (or AuditUnavailableError when
+   * the record could not be written, fail closed).
+   */
+  async function recorded(context: SignContext, name: string, claims: unknown, outcome: SignResult | SignetError): Promise<SignResult | SignetError> {
+    const caller = callerName(context.caller);
+    const written = outcome instanceof SignetError
+      ? audit.signDecision({ requestId: context.requestId, caller, key: name, claims, error: outcome })
+      : audit.signDecision({ requestId: context.requestId, caller, key: name, result: outcome });
+    if (!written) return outcome;
+    try {
+      await written;
+      return outcome;
+    } catch (error) {
+      if (error instanceof SignetError) return error;
+      throw error;
+    }
+  }
+
+  return async (name, context) => {
+    const { body, log } = context;
     const started = performance.now();
     const label = configured.has(name) ? name : '(unknown)';
     try {
-      authorizeKeyUse(keyConfigs.get(name), caller);
       if (body.batch_input === undefined) {
         if (body.claims === undefined) throw new InvalidRequestError('body: missing required field "claims"');
-        const result = await signer.sign(name, body as SignRequest);
+        let result: SignResult;
+        try {
+          admit(name, context.caller);
+          result = await signer.sign(name, body as SignRequest);
+        } catch (error) {
+          // A refusal is recorded too, and answered only once its record is written (or it fails closed).
+          await audit.signDecision({ requestId: context.requestId, caller: callerName(context.caller), key: name, claims: body.claims, error });
+          throw error;
+        }
+        // The token leaves only after its audit record is written (when auditing is on).
+        const written = audit.signDecision({ requestId: context.requestId, caller: callerName(context.caller), key: name, result });
+        if (written) await written;
         metrics.signRequests.inc({ key: label, outcome: 'ok' });
         return { batch: false, result };
       }
       if (body.claims !== undefined) throw new InvalidRequestError('body: send either "claims" or "batch_input", not both');
       const items = body.batch_input;
       if (items.length > maxItems) throw new BatchTooLargeError(items.length, maxItems);
+      try {
+        admit(name, context.caller);
+      } catch (error) {
+        // Refused as a whole: one record, as for a single sign.
+        await audit.signDecision({ requestId: context.requestId, caller: callerName(context.caller), key: name, claims: undefined, error });
+        throw error;
+      }
       const requests = items.map((item) => ({ claims: item.claims, ttl: item.ttl ?? body.ttl, headers: item.headers ?? body.headers }));
-      const signed = await signer.signBatch(name, requests);
+      // Every item is one decision with its own audit record, written before any token of the batch leaves.
+      const signed = await Promise.all((await signer.signBatch(name, requests)).map((r, i) => recorded(context, name, requests[i]!.claims, r)));
       const refused: Record<string, number> = {};
       const results = signed.map((r, i): BatchItemResult => {
         const reference = items[i]!.reference;
@@ -130,6 +194,7 @@ export function createSignCore(services: Services): SignCore {
       if (error instanceof VaultUnavailableError && (error.reason === 'circuit_open' || error.reason === 'overloaded')) {
         metrics.shedRequests.inc({ reason: error.reason });
       }
+      if (error instanceof AuditUnavailableError) context.reply.header('retry-after', String(error.retryAfterSeconds));
       throw error;
     } finally {
       metrics.signDuration.observe({ key: label }, (performance.now() - started) / 1000);

@@ -2,10 +2,10 @@
 // both shapes over one sign path (sign-core.ts), under the same event-loop protection.
 
 import underPressure from '@fastify/under-pressure';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../services.ts';
 import { errorResponses } from './schemas.ts';
-import { batchResultsSchema, createSignCore, keyParams, signBodySchema, signResultSchema, type SignBody, type SignOutcome } from './sign-core.ts';
+import { batchResultsSchema, createSignCore, keyParams, signBodySchema, signResultSchema, type SignBody, type SignContext, type SignOutcome } from './sign-core.ts';
 import { vaultSignRoutes } from './vault-api.ts';
 
 const response = {
@@ -40,10 +40,12 @@ export default async function signRoutes(app: FastifyInstance, { services }: { s
     },
   });
 
-  app.post('/v1/sign/:key', { schema: { body: signBodySchema, params: keyParams, response } }, async (request) =>
-    signetShape(await core((request.params as { key: string }).key, request.caller, request.body as SignBody, request.log)));
-  app.post('/v1/sign', { schema: { body: signBodySchema, response } }, async (request) =>
-    signetShape(await core(config.defaultKey, request.caller, request.body as SignBody, request.log)));
+  const context = (request: FastifyRequest, reply: FastifyReply): SignContext =>
+    ({ requestId: request.id, caller: request.caller, body: request.body as SignBody, log: request.log, reply });
+  app.post('/v1/sign/:key', { schema: { body: signBodySchema, params: keyParams, response } }, async (request, reply) =>
+    signetShape(await core((request.params as { key: string }).key, context(request, reply))));
+  app.post('/v1/sign', { schema: { body: signBodySchema, response } }, async (request, reply) =>
+    signetShape(await core(config.defaultKey, context(request, reply))));
 
   if (config.vaultApi) await app.register(vaultSignRoutes, { services, core, mount: config.vaultApi.mount });
 }

@@ -71,14 +71,16 @@ export async function vaultSignRoutes(app: FastifyInstance, { services, core, mo
       ...errorResponses,
     },
   };
-  const sign = async (name: string, request: FastifyRequest) => envelope(request.id, dataOf(await core(name, request.caller, request.body as SignBody, request.log)));
+  const sign = async (name: string, request: FastifyRequest, reply: FastifyReply) => envelope(request.id, dataOf(await core(name, {
+    requestId: request.id, caller: request.caller, body: request.body as SignBody, log: request.log, reply,
+  })));
   app.route({
     method: ['PUT', 'POST'], url: `/v1/${mount}/sign/:key`, schema: { ...schema, params: keyParams },
-    handler: (request) => sign((request.params as { key: string }).key, request),
+    handler: (request, reply) => sign((request.params as { key: string }).key, request, reply),
   });
   app.route({
     method: ['PUT', 'POST'], url: `/v1/${mount}/sign`, schema,
-    handler: (request) => sign(services.config.defaultKey, request),
+    handler: (request, reply) => sign(services.config.defaultKey, request, reply),
   });
 }
 

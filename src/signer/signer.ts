@@ -7,7 +7,7 @@ import { parseDuration } from '../duration.ts';
 import { DEFAULT_CLAIM_LIMITS, issueClaims, type ClaimLimits, type ClaimsPolicy } from '../jwt/claims.ts';
 import type { KeyConfig } from '../config.ts';
 import { encodeHeader, encodePayload, jwsSignatureFromVault, transitInput } from '../jwt/jws.ts';
-import type { KeyView, Keyring } from '../keys/keyring.ts';
+import type { Keyring, KeyView, VersionView } from '../keys/keyring.ts';
 import type { SignBatcher } from './batcher.ts';
 import { lowS } from '../jwt/signature.ts';
 
@@ -15,6 +15,17 @@ export interface SignRequest {
   claims: Record<string, unknown>;
   ttl?: string | number;
   headers?: { typ?: string };
+}
+
+/** A signature over a payload someone else encoded (signPayload). */
+export interface PayloadSignature {
+  /** base64url of the header {alg, kid, typ}. */
+  header: string;
+  /** base64url of the signature over `header.payload`. */
+  signature: string;
+  alg: KeyView['alg'];
+  /** The version that signed (its kid and public key). */
+  version: VersionView;
 }
 
 export interface SignResult {
@@ -82,13 +93,21 @@ export class Signer {
   async sign(name: string, request: SignRequest): Promise<SignResult> {
     const policy = this.#policies.get(name);
     if (!policy) throw new UnknownKeyError(name);
-    try {
-      return await this.#signOnce(name, policy, request);
-    } catch (error) {
-      if (!(error instanceof SignetError && error.code === 'version_below_minimum')) throw error;
-      await this.#refreshKeys();
-      return await this.#signOnce(name, policy, request);
-    }
+    return this.#withMinimumRetry(() => this.#signOnce(name, policy, request));
+  }
+
+  /**
+   * Signs a payload built elsewhere (kube-apiserver's claims: base64url JSON, passed through as they are) with the
+   * key's active version: no claims policy, no claim added or removed, header exactly {alg, kid, typ: "JWT"}. Same
+   * version choice, batcher and min_encryption_version retry as sign(). The caller validates the payload.
+   */
+  async signPayload(name: string, payload: string): Promise<PayloadSignature> {
+    if (!this.#policies.has(name)) throw new UnknownKeyError(name);
+    return this.#withMinimumRetry(async () => {
+      const view = this.#view(name, Date.now());
+      const { header, signature } = await this.#signWith(name, view, 'JWT', payload);
+      return { header, signature, alg: view.alg, version: view.signing };
+    });
   }
 
   /**
@@ -112,7 +131,7 @@ export class Signer {
     const view = this.#view(name, nowMs);
     return await Promise.all(requests.map(async (request) => {
       try {
-        return await this.#signWith(view, policy, request, nowMs);
+        return await this.#signClaims(name, view, policy, request, nowMs);
       } catch (error) {
         if (error instanceof SignetError) return error;
         throw error;
@@ -120,9 +139,14 @@ export class Signer {
     }));
   }
 
-  async #signOnce(name: string, policy: KeyPolicy, request: SignRequest): Promise<SignResult> {
-    const nowMs = Date.now();
-    return await this.#signWith(this.#view(name, nowMs), policy, request, nowMs);
+  async #withMinimumRetry<T>(once: () => Promise<T>): Promise<T> {
+    try {
+      return await once();
+    } catch (error) {
+      if (!(error instanceof SignetError && error.code === 'version_below_minimum')) throw error;
+      await this.#refreshKeys();
+      return await once();
+    }
   }
 
   #view(name: string, nowMs: number): KeyView {
@@ -133,22 +157,9 @@ export class Signer {
     return view;
   }
 
-  /** One token: claims policy, JWS signing input, Vault signature through the batcher, all with `view`'s signing version. */
-  async #signWith(view: KeyView, policy: KeyPolicy, request: SignRequest, nowMs: number): Promise<SignResult> {
-    const name = view.name;
-    const now = Math.floor(nowMs / 1000);
-    let ttl: number | undefined;
-    if (request.ttl !== undefined) {
-      ttl = parseDuration(request.ttl);
-      if (ttl === undefined) throw new InvalidRequestError('ttl: must be a duration such as "15m" or a number of seconds');
-    }
-    const issued = issueClaims({ claims: request.claims, ttl }, policy, now, newJti);
-
+  /** Header (cached per kid, alg, typ) + Vault signature of `header.payload` with the view's signing version. */
+  async #signWith(name: string, view: KeyView, typ: string, payload: string): Promise<{ header: string; signature: string }> {
     const { signing, alg } = view;
-    const typ = request.headers?.typ ?? policy.allowedTyp[0]!;
-    if (!policy.allowedTyp.includes(typ)) {
-      throw new ClaimPolicyError(`header typ: not one of this key's allowed_typ (${policy.allowedTyp.join(', ')})`);
-    }
     const headerId = `${signing.kid}\0${alg}\0${typ}`;
     let header = this.#headers.get(headerId);
     if (header === undefined) {
@@ -156,20 +167,42 @@ export class Signer {
       if (this.#headers.size > 1024) this.#headers.clear();
       this.#headers.set(headerId, header);
     }
-    const signingInput = `${header}.${encodePayload(issued.claims)}`;
     const vaultSignature = await this.#batcher.sign(
       { name, version: signing.version, keyType: view.type, spec: view.spec },
-      transitInput(signingInput),
+      transitInput(`${header}.${payload}`),
     );
     let signature = jwsSignatureFromVault(vaultSignature, signing.version);
     // One spelling per token: ECDSA signatures go out in their low-S form (/v1/verify refuses the other).
     if (view.spec.lowS) signature = lowS(alg, Buffer.from(signature, 'base64url')).toString('base64url');
+    return { header, signature };
+  }
+
+  async #signOnce(name: string, policy: KeyPolicy, request: SignRequest): Promise<SignResult> {
+    const nowMs = Date.now();
+    return await this.#signClaims(name, this.#view(name, nowMs), policy, request, nowMs);
+  }
+
+  /** One token of a claims request, signed with `view`'s signing version. */
+  async #signClaims(name: string, view: KeyView, policy: KeyPolicy, request: SignRequest, nowMs: number): Promise<SignResult> {
+    const now = Math.floor(nowMs / 1000);
+    let ttl: number | undefined;
+    if (request.ttl !== undefined) {
+      ttl = parseDuration(request.ttl);
+      if (ttl === undefined) throw new InvalidRequestError('ttl: must be a duration such as "15m" or a number of seconds');
+    }
+    const issued = issueClaims({ claims: request.claims, ttl }, policy, now, newJti);
+    const typ = request.headers?.typ ?? policy.allowedTyp[0]!;
+    if (!policy.allowedTyp.includes(typ)) {
+      throw new ClaimPolicyError(`header typ: not one of this key's allowed_typ (${policy.allowedTyp.join(', ')})`);
+    }
+    const payload = encodePayload(issued.claims);
+    const { header, signature } = await this.#signWith(name, view, typ, payload);
     return {
-      token: `${signingInput}.${signature}`,
-      kid: signing.kid,
-      alg,
+      token: `${header}.${payload}.${signature}`,
+      kid: view.signing.kid,
+      alg: view.alg,
       key: name,
-      key_version: signing.version,
+      key_version: view.signing.version,
       expires_at: issued.exp,
     };
   }
