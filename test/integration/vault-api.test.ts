@@ -374,3 +374,39 @@ describe('batch across a rotation switch', () => {
     }
   });
 });
+
+describe('batch signing with the audit trail on', () => {
+  test('every item of a batch gets its own record (issued or refused), written before the answer', async () => {
+    const vault = await startVault();
+    const dir = mkdtempSync(join(tmpdir(), 'signet-batch-audit-'));
+    const file = join(dir, 'audit.log');
+    const subjectKey = join(dir, 'subject.key');
+    writeFileSync(subjectKey, 'batch-audit-subject-secret-0123456789\n', { mode: 0o600 });
+    try {
+      await vault.createKey('app', 'ecdsa-p256');
+      const signet = await startSignet(vault, [{ name: 'app', audiences: ['api'] }], { config: { audit: { file, subject_key_file: subjectKey } } });
+      try {
+        await signet.ready(10_000);
+        const response = await signet.post('/v1/jwt/sign/app', { batch_input: [{ claims: { sub: 'a', aud: 'api' } }, { claims: { aud: 'billing' } }, { claims: { sub: 'c', aud: 'api' } }] });
+        assert.equal(response.status, 200, JSON.stringify(response.body));
+        const results = response.body.data.batch_results;
+        // The answer came after the records: they are in the file now.
+        const records = readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>)
+          .filter((r) => r.request_id === response.body.request_id);
+        assert.equal(records.length, 3);
+        assert.deepEqual(records.map((r) => r.outcome).sort(), ['issued', 'issued', 'refused']);
+        const refused = records.find((r) => r.outcome === 'refused')!;
+        assert.equal(refused.rule, 'claim_policy');
+        assert.equal(refused.status, 403);
+        const jtis = records.filter((r) => r.outcome === 'issued').map((r) => r.jti).sort();
+        const payloads = [results[0].token, results[2].token].map((t: string) => JSON.parse(Buffer.from(t.split('.')[1]!, 'base64url').toString()) as { jti: string });
+        assert.deepEqual(jtis, payloads.map((p) => p.jti).sort());
+        assert.ok(!readFileSync(file, 'utf8').includes(results[0].token), 'no token in the audit file');
+      } finally {
+        await signet.close();
+      }
+    } finally {
+      await vault.stop();
+    }
+  });
+});
