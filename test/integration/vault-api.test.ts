@@ -21,11 +21,11 @@ async function verifyAll(tokens: string[], jwks: JSONWebKeySet, issuer = 'https:
   for (const token of tokens) await jwtVerify(token, keySet, { issuer, algorithms: ['ES256', 'EdDSA'] });
 }
 
-/** The vault CLI against Signet, with nothing of this process's Vault settings (no ~/.vault-token either). */
+/** The vault CLI against Signet, with nothing of this process's Vault settings (no ~/.vault-token either); its own retries of a 5xx (a 503 while the loaded machine lags) stay on, as for any user. */
 async function vaultCli(signet: TestSignet, args: string[], env: Record<string, string> = {}): Promise<RunResult> {
   const home = mkdtempSync(join(tmpdir(), 'signet-vaultcli-'));
   return run(await vaultBinary(), args, {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, VAULT_ADDR: signet.url, VAULT_MAX_RETRIES: '0', ...env },
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, VAULT_ADDR: signet.url, ...env },
     timeoutMs: 30_000,
   });
 }
@@ -114,7 +114,8 @@ describe('Vault-compatible endpoint', () => {
     // What the CLI sent, from Signet's request lines: only these routes, no mount preflight
     // (sys/internal/ui/mounts/…), nothing refused.
     const sent = new Set(signet.logs.slice(firstLine).map((l) => JSON.parse(l) as { msg: string; method?: string; url?: string; status?: number })
-      .filter((l) => l.msg === 'request' && l.url !== '/readyz').map((l) => `${l.method} ${l.url} ${l.status}`));
+      // (A 503 shed by the event-loop guard on a loaded machine, which the CLI retries, is left out.)
+      .filter((l) => l.msg === 'request' && l.url !== '/readyz' && l.status !== 503).map((l) => `${l.method} ${l.url} ${l.status}`));
     assert.deepEqual([...sent].sort(), ['GET /v1/jwt/jwks 200', 'GET /v1/jwt/keys 200', 'GET /v1/jwt/keys/:key 200', 'PUT /v1/jwt/sign/:key 200']);
   });
 
