@@ -115,9 +115,10 @@ describe('serve, keys status and keys rotate against a real Vault', () => {
 
 describe('signet dev', () => {
   test('starts Vault and Signet and prints a curl that signs and then verifies a token', async () => {
-    await vaultBinary();
+    // The backend under test, through the documented override (`signet dev` takes VAULT_BIN, a vault or a bao).
+    const bin = await vaultBinary();
     const port = await freePort();
-    const child = spawn(process.execPath, [CLI, 'dev', '--listen', `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, 'dev', '--listen', `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, VAULT_BIN: bin } });
     let stderr = '';
     child.stderr.on('data', (c) => { stderr += c; });
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
