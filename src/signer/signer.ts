@@ -9,6 +9,7 @@ import type { KeyConfig } from '../config.ts';
 import { encodeHeader, encodePayload, jwsSignatureFromVault, transitInput } from '../jwt/jws.ts';
 import type { Keyring } from '../keys/keyring.ts';
 import type { SignBatcher } from './batcher.ts';
+import { lowS } from '../jwt/signature.ts';
 
 export interface SignRequest {
   claims: Record<string, unknown>;
@@ -113,7 +114,9 @@ export class Signer {
       { name, version: signing.version, keyType: view.type, spec: view.spec },
       transitInput(signingInput),
     );
-    const signature = jwsSignatureFromVault(vaultSignature, signing.version);
+    let signature = jwsSignatureFromVault(vaultSignature, signing.version);
+    // One spelling per token: ECDSA signatures go out in their low-S form (/v1/verify refuses the other).
+    if (view.spec.lowS) signature = lowS(alg, Buffer.from(signature, 'base64url')).toString('base64url');
     return {
       token: `${signingInput}.${signature}`,
       kid: signing.kid,
