@@ -77,6 +77,8 @@ export function createServices(config: Config, log: Logger, options: ServiceOpti
   const keyLog = log.child({ component: 'keys' });
   const keyring = new Keyring({ clockSkew: config.clockSkew, refreshInterval: config.refreshInterval }, (change) => {
     keyLog.info({ event: 'version_state', ...change }, `key ${change.key} version ${change.version}: ${change.from} → ${change.to}`);
+  }, (key, message) => {
+    keyLog.error({ event: 'key_state_invalid', key, err: message }, 'cannot evaluate the key state read from Vault; keeping the last good state of this key');
   });
   const refresher = new KeyRefresher(config, control, keyring, log, (key, outcome) => metrics.keyRefresh.inc({ key, outcome }));
   const signBudgetMs = config.vault.signTimeout * 1000;

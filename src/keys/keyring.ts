@@ -18,6 +18,8 @@ export interface VersionView {
   nextChangeAt?: number;
   jwk?: JWK;
   publicKey?: KeyObject;
+  /** An HMAC version whose kid is not known here (see KeyRefresher): found by trying it, not by kid. */
+  unidentified?: boolean;
 }
 
 export interface KeyView {
@@ -69,14 +71,21 @@ export class Keyring {
   readonly #settings: ScheduleSettings;
   readonly #loaded = new Map<string, LoadedKey>();
   readonly #views = new Map<string, KeyView>();
+  /** The last state of each key that evaluated without error. */
+  readonly #good = new Map<string, LoadedKey>();
   #kids = new Map<string, { key: string; version: number }>();
   #validUntil = -Infinity;
   #jwks: Jwks | undefined;
   #onChange: (change: StateChange) => void;
+  #onError: (key: string, message: string) => void;
 
-  constructor(settings: ScheduleSettings, onChange: (change: StateChange) => void = () => {}) {
+  constructor(
+    settings: ScheduleSettings, onChange: (change: StateChange) => void = () => {},
+    onError: (key: string, message: string) => void = () => {},
+  ) {
     this.#settings = settings;
     this.#onChange = onChange;
+    this.#onError = onError;
   }
 
   /** Replaces a key's state with a fresh read from Vault. */
@@ -99,6 +108,27 @@ export class Keyring {
     let validUntil = Infinity;
     const kids = new Map<string, { key: string; version: number }>();
     for (const [name, loaded] of this.#loaded) {
+      // Each key on its own: one key whose state cannot be evaluated keeps its last view, and the others go on.
+      try {
+        validUntil = Math.min(validUntil, this.#evaluateKey(name, loaded, now, kids));
+      } catch (error) {
+        this.#onError(name, error instanceof Error ? error.message : String(error));
+        // Back to the last state that evaluated (or none): the bad read is not evaluated again.
+        const good = this.#good.get(name);
+        if (good) this.#loaded.set(name, good);
+        else this.#loaded.delete(name);
+        const previous = this.#views.get(name);
+        if (previous) for (const v of previous.versions) if (isPublished(v.state)) kids.set(v.kid, { key: name, version: v.version });
+      }
+    }
+    this.#kids = kids;
+    this.#validUntil = validUntil;
+    this.#jwks = undefined;
+  }
+
+  /** Evaluates one key's schedule into its view; returns when it next changes (Infinity: no change scheduled). */
+  #evaluateKey(name: string, loaded: LoadedKey, now: number, kids: Map<string, { key: string; version: number }>): number {
+    {
       const { config, transit } = loaded;
       const schedule = computeSchedule(transit, {
         publishDelay: config.publishDelay,
@@ -110,12 +140,14 @@ export class Keyring {
         const material = loaded.materials.get(s.version)!;
         return {
           version: s.version, kid: material.kid, createdAt: s.createdAt, state: s.state, nextChangeAt: s.nextChangeAt,
-          jwk: material.jwk, publicKey: material.publicKey,
+          jwk: material.jwk, publicKey: material.publicKey, unidentified: material.unidentified,
         };
       });
+      const signing = versions.find((v) => v.version === schedule.signingVersion);
+      if (!signing) throw new Error(`no version of key "${name}" can sign (Vault listed versions ${versions.map((v) => v.version).join(', ') || 'none'})`);
       const view: KeyView = {
         name, config, type: transit.type, alg: loaded.alg, spec: algSpec(loaded.alg),
-        signing: versions.find((v) => v.version === schedule.signingVersion)!,
+        signing,
         versions,
         latestVersion: transit.latestVersion,
         minEncryptionVersion: transit.minEncryptionVersion,
@@ -127,12 +159,10 @@ export class Keyring {
       };
       this.#reportChanges(this.#views.get(name), view);
       this.#views.set(name, view);
-      for (const v of versions) if (isPublished(v.state)) kids.set(v.kid, { key: name, version: v.version });
-      if (schedule.nextChangeAt !== undefined) validUntil = Math.min(validUntil, schedule.nextChangeAt);
+      for (const v of versions) if (isPublished(v.state) && !v.unidentified) kids.set(v.kid, { key: name, version: v.version });
+      this.#good.set(name, loaded);
+      return schedule.nextChangeAt ?? Infinity;
     }
-    this.#kids = kids;
-    this.#validUntil = validUntil;
-    this.#jwks = undefined;
   }
 
   #reportChanges(before: KeyView | undefined, after: KeyView): void {
@@ -165,6 +195,16 @@ export class Keyring {
     if (!ref) return undefined;
     const view = this.#views.get(ref.key)!;
     return { view, version: view.versions.find((v) => v.version === ref.version)! };
+  }
+
+  /** Published HMAC versions whose kid is unknown here, newest first (at most `limit`). */
+  unidentified(limit: number, now = Date.now() / 1000): Array<{ view: KeyView; version: VersionView }> {
+    this.#evaluate(now);
+    const found: Array<{ view: KeyView; version: VersionView }> = [];
+    for (const view of this.#views.values()) {
+      for (const version of view.versions) if (version.unidentified && isPublished(version.state)) found.push({ view, version });
+    }
+    return found.sort((a, b) => b.version.version - a.version.version).slice(0, limit);
   }
 
   /** The JWKS document: every published version of every asymmetric key. HMAC keys never appear. */
