@@ -89,9 +89,15 @@ describe('serve, keys status and keys rotate against a real Vault', () => {
     let logs = '';
     child.stdout.on('data', (c) => { logs += c; });
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    await eventually(async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200, 15_000, 'readiness');
-    const signed = await (await fetch(`http://127.0.0.1:${port}/v1/sign`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"claims":{"sub":"a"}}' })).json() as { alg: string };
-    assert.equal(signed.alg, 'EdDSA');
+    try {
+      await eventually(async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200, 15_000, 'readiness');
+      const signed = await (await fetch(`http://127.0.0.1:${port}/v1/sign`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"claims":{"sub":"a"}}' })).json() as { alg: string };
+      assert.equal(signed.alg, 'EdDSA');
+    } catch (error) {
+      // A failure must not leave the server running: it would keep this test file (and the whole run) from ending.
+      child.kill('SIGKILL');
+      throw error;
+    }
     child.kill('SIGTERM');
     assert.equal(await exited, 0);
     assert.ok(!logs.includes(vault.rootToken), 'the Vault token never reaches a log line');
