@@ -115,6 +115,8 @@ export class SignBatcher {
   /** Expected duration of a Vault call per key, ms: a moving average of what Vault took lately. */
   readonly #latencyMs = new Map<string, number>();
   #pendingBytes = 0;
+  /** Lanes whose signs are being queued together (see together()); undefined otherwise. */
+  #held: Set<Lane> | undefined;
 
   constructor(options: BatcherOptions, send: SendBatch, observe: BatchObserver = () => {}) {
     this.#options = options.enabled ? options : { ...options, maxBatchSize: 1, maxInFlight: Math.max(options.maxInFlight, 64) };
@@ -149,6 +151,35 @@ export class SignBatcher {
       lane = { id, key, queue: [], inFlight: 0 };
       this.#lanes.set(id, lane);
     }
+    const promise = this.#enqueue(lane, input);
+    if (this.#held) this.#held.add(lane);
+    else this.#release(lane);
+    return promise;
+  }
+
+  /**
+   * Runs `fn`, whose signs (those it starts synchronously) are queued together before anything is sent: a caller's
+   * batch then leaves in as few Vault calls as the batch limit allows, not one call per free slot first.
+   */
+  together<T>(fn: () => T): T {
+    if (this.#held) return fn();
+    const held = new Set<Lane>();
+    this.#held = held;
+    try {
+      return fn();
+    } finally {
+      this.#held = undefined;
+      for (const lane of held) this.#release(lane);
+    }
+  }
+
+  #release(lane: Lane): void {
+    this.#pump(lane);
+    if (lane.queue.length > 0 && !lane.sweeper) this.#startSweeper(lane);
+  }
+
+  #enqueue(lane: Lane, input: string): Promise<string> {
+    const { key } = lane;
     if (lane.queue.length >= this.#options.maxQueue) {
       return Promise.reject(overloaded(`the sign queue of key "${key.name}" is full (${this.#options.maxQueue} waiting, batching.max_queue)`));
     }
@@ -188,8 +219,6 @@ export class SignBatcher {
       },
     };
     lane.queue.push(waiting);
-    this.#pump(lane);
-    if (lane.queue.length > 0 && !lane.sweeper) this.#startSweeper(lane);
     return promise;
   }
 

@@ -129,14 +129,15 @@ export class Signer {
   async #signBatchOnce(name: string, policy: KeyPolicy, requests: readonly SignRequest[]): Promise<Array<SignResult | SignetError>> {
     const nowMs = Date.now();
     const view = this.#view(name, nowMs);
-    return await Promise.all(requests.map(async (request) => {
+    // Every item reaches the batcher synchronously, so together() queues the whole batch before a Vault call leaves.
+    return await Promise.all(this.#batcher.together(() => requests.map(async (request) => {
       try {
         return await this.#signClaims(name, view, policy, request, nowMs);
       } catch (error) {
         if (error instanceof SignetError) return error;
         throw error;
       }
-    }));
+    })));
   }
 
   async #withMinimumRetry<T>(once: () => Promise<T>): Promise<T> {

@@ -432,3 +432,22 @@ describe('SignBatcher: lanes and shared bounds (hardening)', () => {
     assert.equal(batcher.pendingBytes(), 0);
   });
 });
+
+describe('SignBatcher: a caller batch', () => {
+  test('signs started inside together() leave together: one call of 62, not 1 + 1 + 60', async () => {
+    const vault = fakeVault();
+    const batcher = new SignBatcher(options(), vault.send);
+    const results = batcher.together(() => Array.from({ length: 62 }, (_, i) => batcher.sign(lane(), `i${i}`)));
+    assert.equal(vault.calls.length, 1);
+    assert.equal(vault.calls[0]!.inputs.length, 62);
+    await vault.calls[0]!.ok();
+    assert.equal((await Promise.all(results)).length, 62);
+    // Outside together(), the same load starts with one call per free slot (no added latency at low load).
+    const alone = Array.from({ length: 62 }, (_, i) => batcher.sign(lane(), `j${i}`));
+    assert.equal(vault.calls.length, 3);
+    assert.deepEqual(vault.calls.slice(1).map((c) => c.inputs.length), [1, 1]);
+    await Promise.all(vault.calls.slice(1).map((c) => c.ok()));
+    await vault.calls[3]!.ok();
+    assert.equal((await Promise.all(alone)).length, 62);
+  });
+});
