@@ -99,9 +99,6 @@ export function issueClaims(input: IssueInput, policy: ClaimsPolicy, now: number
     }
   }
 
-  if (policy.requireAudience && !Object.hasOwn(claims, 'aud')) {
-    throw new ClaimPolicyError('claim aud: required by this key (it restricts audiences; keys[].require_audience)');
-  }
   if (Object.hasOwn(claims, 'aud')) {
     const aud = claims.aud;
     const values = Array.isArray(aud) ? aud : [aud];
@@ -133,6 +130,10 @@ export function issueClaims(input: IssueInput, policy: ClaimsPolicy, now: number
     if (!policy.subjectPattern.test(claims.sub as string)) {
       throw new ClaimPolicyError("claim sub: does not match this key's subject_pattern (keys[].subject_pattern)");
     }
+  }
+  // After the shape checks, so a malformed request is told what is malformed (400) first.
+  if (policy.requireAudience && !Object.hasOwn(claims, 'aud')) {
+    throw new ClaimPolicyError('claim aud: required by this key (it restricts audiences; keys[].require_audience)');
   }
 
   const ttl = input.ttl ?? policy.defaultTtl;

@@ -98,6 +98,12 @@ export interface BatchObserver {
   (key: string, size: number): void;
 }
 
+/**
+ * Margin on Vault's expected call time when deciding whether a sign can still be answered in time: a call that
+ * starts with less left than this is likely to outlive its caller, wasting Vault's work.
+ */
+const SAFETY = 1.5;
+
 /** Why a request was refused before it reached Vault: Signet's own limits, not Vault's health. */
 function overloaded(message: string): VaultUnavailableError {
   return new VaultUnavailableError('sign', `Signet is overloaded: ${message}; retry shortly`, 1, 'overloaded');
@@ -152,6 +158,17 @@ export class SignBatcher {
     }
     if (lane.queue.length >= this.#options.maxQueue) {
       return Promise.reject(overloaded(`the sign queue of key "${key.name}" is full (${this.#options.maxQueue} waiting, batching.max_queue)`));
+    }
+    // Admission: with Vault taking `expected` ms per call, the signs already waiting leave in rounds of
+    // limit x maxInFlight; one that would be answered only after its sign_timeout is refused now, while the
+    // caller can still retry elsewhere, instead of holding a place and being shed later.
+    const expected = this.#latencyMs.get(key.name);
+    if (expected !== undefined) {
+      const perRound = this.#batchLimit(key) * this.#options.maxInFlight;
+      const answeredIn = (Math.floor(lane.queue.length / perRound) + 1) * expected * SAFETY;
+      if (answeredIn > this.#options.maxWaitMs) {
+        return Promise.reject(overloaded(`${lane.queue.length} signs of key "${key.name}" are waiting and Vault takes about ${Math.round(expected)} ms per call: this one could not be answered within sign_timeout`));
+      }
     }
     const bytes = input.length;
     if (this.#pendingBytes + bytes > this.#options.maxPendingBytes) {
@@ -212,8 +229,13 @@ export class SignBatcher {
     lane.sweeper.unref();
   }
 
+  /** Items per Vault call for a key: bounded by count and by the Vault time the batch is expected to cost. */
+  #batchLimit(key: LaneKey): number {
+    return Math.max(1, Math.min(this.#options.maxBatchSize, Math.floor(this.#options.maxBatchCostMs / itemCostMs(key.keyType))));
+  }
+
   #pump(lane: Lane): void {
-    const limit = Math.max(1, Math.min(this.#options.maxBatchSize, Math.floor(this.#options.maxBatchCostMs / itemCostMs(lane.key.keyType))));
+    const limit = this.#batchLimit(lane.key);
     while (lane.inFlight < this.#options.maxInFlight && lane.queue.length > 0) {
       // Shed, before sending, the waiters whose remaining time cannot cover what a Vault call takes now: sending
       // them would only abort the call at their deadline, which reads as Vault's silence and opens the circuit.
@@ -222,7 +244,7 @@ export class SignBatcher {
       let batch: Waiting[] = [];
       while (batch.length < limit && lane.queue.length > 0) {
         const w = lane.queue.shift()!;
-        if (w.deadline - now < expected) {
+        if (w.deadline - now < expected * SAFETY) {
           // After a failed call the wait was Vault's doing (the calls ahead hung until their deadline), not Signet's.
           w.reject(lane.lastCallFailed ? vaultTooSlow(lane.key.name) : overloaded(`this sign waited ${Math.round(this.#options.maxWaitMs - (w.deadline - now))} ms in Signet's queue and Vault now takes about ${Math.round(expected)} ms, past sign_timeout`));
         } else {

@@ -63,10 +63,6 @@ export class Verifier {
     if (request.key !== undefined && view.name !== request.key) {
       throw new TokenInvalidError('header kid: the token is not signed by the requested key');
     }
-    // Explicit typing (RFC 8725 §3.11): a token of another type (an at+jwt where an id token is expected…) is refused.
-    if (typeof header.typ !== 'string' || !view.config.allowedTyp.includes(header.typ)) {
-      throw new TokenInvalidError(`header typ: missing or not one of this key's allowed_typ (${view.config.allowedTyp.join(', ')})`);
-    }
     if (header.alg !== view.alg) throw new TokenInvalidError(`header alg: ${header.alg} is not the alg of this key (${view.alg})`);
 
     if (view.spec.operation === 'hmac') {
@@ -79,6 +75,12 @@ export class Verifier {
       }
     }
 
+    // Explicit typing (RFC 8725 §3.11), once the signature is known good: a token of another type (an at+jwt
+    // where a JWT is expected…) is refused. A missing typ means "JWT" (RFC 7519 §5.1).
+    const typ = header.typ ?? 'JWT';
+    if (typeof typ !== 'string' || !view.config.allowedTyp.includes(typ)) {
+      throw new TokenInvalidError(`header typ: not one of this key's allowed_typ (${view.config.allowedTyp.join(', ')})`);
+    }
     const claims = decodePayload(parsed.payloadSegment);
     const errors = validateClaims(claims, {
       issuer: request.issuer ?? view.config.issuer,

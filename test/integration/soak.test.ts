@@ -23,7 +23,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { startLoad } from '../harness/load.ts';
+import { startLoad } from '../harness/load-worker.ts';
 import { startSignet, eventually, type TestSignet } from '../harness/signet.ts';
 import { startVault, type TestVault } from '../harness/vault.ts';
 
