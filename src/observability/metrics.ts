@@ -43,7 +43,12 @@ export function createMetrics() {
     circuitState: new Gauge({ name: 'signet_vault_circuit_state', help: 'Circuit breaker of the sign path: 0 closed, 1 half-open, 2 open.', registers: r }),
     signRetries: new Counter({ name: 'signet_sign_retries_total', help: 'Sign calls to Vault tried a second time, by reason.', labelNames: ['reason'], registers: r }),
     httpRefusals: new Counter({ name: 'signet_http_refusals_total', help: 'Requests refused at the entrance, by reason (host, caller_missing, caller_invalid, caller_unavailable).', labelNames: ['reason'], registers: r }),
+    kubernetesRpcs: new Counter({ name: 'signet_kubernetes_rpc_requests_total', help: 'ExternalJWTSigner calls from kube-apiserver by cluster, method (Sign, FetchKeys, Metadata) and outcome (ok or the gRPC status).', labelNames: ['cluster', 'method', 'outcome'], registers: r }),
+    kubernetesRpcDuration: new Histogram({ name: 'signet_kubernetes_rpc_duration_seconds', help: 'Time to answer an ExternalJWTSigner call, seconds.', labelNames: ['cluster', 'method'], buckets: FAST_BUCKETS, registers: r }),
     shedRequests: new Counter({ name: 'signet_shed_requests_total', help: 'Requests refused at once with 503, by reason (circuit_open, overloaded, event_loop).', labelNames: ['reason'], registers: r }),
+    auditWritten: new Counter({ name: 'signet_audit_records_written_total', help: 'Audit records written, by sink (file, stdout).', labelNames: ['sink'], registers: r }),
+    auditFailed: new Counter({ name: 'signet_audit_records_failed_total', help: 'Audit records that could not be written, by sink (their signs were refused with 503 unless audit.fail_closed is false).', labelNames: ['sink'], registers: r }),
+    auditBytes: new Counter({ name: 'signet_audit_bytes_written_total', help: 'Bytes of audit records written, by sink.', labelNames: ['sink'], registers: r }),
   };
 }
 
