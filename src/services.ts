@@ -130,7 +130,7 @@ export function createServices(config: Config, log: Logger, options: ServiceOpti
     },
     (key, size) => metrics.batchSize.observe({ key }, size),
   );
-  const signer = new Signer(config.keys, keyring, batcher, () => refresher.refresh());
+  const signer = new Signer(config.keys, keyring, batcher, () => refresher.refreshSince(Date.now()));
   const verifier = new Verifier(keyring, refresher, transit, config.clockSkew);
   const audit = new Auditor(config.audit, log, metrics);
 

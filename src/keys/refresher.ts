@@ -30,6 +30,7 @@ export class KeyRefresher {
   readonly #unidentifiedLogged = new Map<string, Set<number>>();
   #timer: NodeJS.Timeout | undefined;
   #inflight: Promise<void> | undefined;
+  #inflightStartedAt = 0;
   #lastOnDemand = 0;
   #stopped = false;
   /** Last error per key; empty when every key loaded at the last refresh. */
@@ -70,10 +71,24 @@ export class KeyRefresher {
 
   /** Reads every key from Vault once; concurrent callers share the same read. */
   refresh(): Promise<void> {
-    this.#inflight ??= this.#refreshAll().finally(() => {
-      this.#inflight = undefined;
-    });
+    if (!this.#inflight) {
+      this.#inflightStartedAt = Date.now();
+      this.#inflight = this.#refreshAll().finally(() => {
+        this.#inflight = undefined;
+      });
+    }
     return this.#inflight;
+  }
+
+  /**
+   * A read that starts no earlier than `since` (ms since the epoch): a read already under way joins only if it
+   * started then or later. The signer needs this after Vault refused a version below min_encryption_version: a
+   * periodic read that began before the operator's change would hand it the old version again.
+   */
+  async refreshSince(since: number): Promise<void> {
+    if (this.#inflight && this.#inflightStartedAt >= since) return this.#inflight;
+    if (this.#inflight) await this.#inflight;
+    return this.refresh();
   }
 
   /**

@@ -90,6 +90,8 @@ interface Lane {
   inFlight: number;
   /** Rejects waiters past their deadline while the queue is not empty (a hung Vault must not hold them). */
   sweeper?: NodeJS.Timeout;
+  /** Whether the lane's last Vault call failed as a whole (silence, 5xx, refusal) rather than answered. */
+  lastCallFailed: boolean;
 }
 
 export interface BatchObserver {
@@ -105,6 +107,11 @@ const SAFETY = 1.5;
 /** Why a request was refused before it reached Vault: Signet's own limits, not Vault's health. */
 function overloaded(message: string): VaultUnavailableError {
   return new VaultUnavailableError('sign', `Signet is overloaded: ${message}; retry shortly`, 1, 'overloaded');
+}
+
+/** Why a request waited out its sign_timeout in the queue while Vault's calls hung or failed: Vault, not Signet. */
+function vaultTooSlow(name: string): VaultUnavailableError {
+  return new VaultUnavailableError('sign', `no Vault call for key "${name}" could start within sign_timeout; Vault is slow or away`, 1, 'unreachable');
 }
 
 export class SignBatcher {
@@ -148,7 +155,7 @@ export class SignBatcher {
     const id = `${key.name}\0${key.version}`;
     let lane = this.#lanes.get(id);
     if (!lane) {
-      lane = { id, key, queue: [], inFlight: 0 };
+      lane = { id, key, queue: [], inFlight: 0, lastCallFailed: false };
       this.#lanes.set(id, lane);
     }
     const promise = this.#enqueue(lane, input);
@@ -239,7 +246,7 @@ export class SignBatcher {
       if (lane.queue.some((w) => w.deadline <= now)) {
         const expired = lane.queue.filter((w) => w.deadline <= now);
         lane.queue = lane.queue.filter((w) => w.deadline > now);
-        const error = new VaultUnavailableError('sign', `no Vault call for key "${lane.key.name}" could start within sign_timeout; Vault is slow or away`, 1, 'unreachable');
+        const error = vaultTooSlow(lane.key.name);
         for (const w of expired) w.reject(error);
       }
       if (lane.queue.length === 0) {
@@ -267,7 +274,8 @@ export class SignBatcher {
       while (batch.length < limit && lane.queue.length > 0) {
         const w = lane.queue.shift()!;
         if (w.deadline - now < expected * SAFETY) {
-          w.reject(overloaded(`this sign waited ${Math.round(this.#options.maxWaitMs - (w.deadline - now))} ms in Signet's queue and Vault now takes about ${Math.round(expected)} ms, past sign_timeout`));
+          // After a failed call the wait was Vault's doing (the calls ahead hung until their deadline), not Signet's.
+          w.reject(lane.lastCallFailed ? vaultTooSlow(lane.key.name) : overloaded(`this sign waited ${Math.round(this.#options.maxWaitMs - (w.deadline - now))} ms in Signet's queue and Vault now takes about ${Math.round(expected)} ms, past sign_timeout`));
         } else {
           batch.push(w);
         }
@@ -282,6 +290,7 @@ export class SignBatcher {
       // Promise.try: a send that throws synchronously rejects its batch instead of leaving inFlight counted.
       Promise.try(this.#send, lane.key, batch.map((w) => w.input), deadline).then(
         (results) => {
+          lane.lastCallFailed = false;
           const took = performance.now() - started;
           const previous = this.#latencyMs.get(lane.key.name);
           this.#latencyMs.set(lane.key.name, previous === undefined ? took : previous * 0.8 + took * 0.2);
@@ -293,7 +302,10 @@ export class SignBatcher {
             else w.reject(itemError(result.error));
           });
         },
-        (error: Error) => batch.forEach((w) => w.reject(error)),
+        (error: Error) => {
+          lane.lastCallFailed = true;
+          batch.forEach((w) => w.reject(error));
+        },
       ).finally(() => {
         clearTimeout(timer.handle);
         batch = [];
