@@ -3,6 +3,8 @@
 import type { Logger } from 'pino';
 import type { Config } from './config.ts';
 import { Keyring } from './keys/keyring.ts';
+import { logLegacyChange } from './keys/legacy-log.ts';
+import { loadStaticKeys } from './keys/static-keys.ts';
 import { KeyRefresher } from './keys/refresher.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { DEFAULT_BATCHER, SignBatcher, type BatcherOptions } from './signer/batcher.ts';
@@ -73,7 +75,8 @@ export function createServices(config: Config, log: Logger, options: ServiceOpti
   const keyLog = log.child({ component: 'keys' });
   const keyring = new Keyring({ clockSkew: config.clockSkew, refreshInterval: config.refreshInterval }, (change) => {
     keyLog.info({ event: 'version_state', ...change }, `key ${change.key} version ${change.version}: ${change.from} → ${change.to}`);
-  });
+  }, (change) => logLegacyChange(keyLog, change));
+  keyring.setStaticKeys(loadStaticKeys(config.staticKeys));
   const refresher = new KeyRefresher(config, control, keyring, log, (key, outcome) => metrics.keyRefresh.inc({ key, outcome }));
   const signBudgetMs = config.vault.signTimeout * 1000;
   const batcher = new SignBatcher(

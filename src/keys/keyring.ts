@@ -6,8 +6,10 @@ import { createHash, type KeyObject } from 'node:crypto';
 import type { JWK } from 'jose';
 import type { KeyConfig } from '../config.ts';
 import { algSpec, type AlgSpec, type JwsAlg } from '../jwt/algorithms.ts';
+import { aliasState, IMPORTED_VERSION, staticKeyActive, type AliasState } from './legacy.ts';
 import type { VersionMaterial } from './material.ts';
 import { computeSchedule, isPublished, type VersionState } from './schedule.ts';
+import type { StaticKey } from './static-keys.ts';
 import type { TransitKey } from './transit-key.ts';
 
 export interface VersionView {
@@ -36,6 +38,39 @@ export interface KeyView {
   nextRotationAt?: number;
   /** When Signet last read this key from Vault (ms since the epoch). */
   loadedAt: number;
+  /** The alias of the imported version for tokens minted before the import (legacy_kid, accept_missing_kid). */
+  legacy?: LegacyView;
+}
+
+export interface LegacyView {
+  kid?: string;
+  acceptMissingKid: boolean;
+  version: number;
+  alias: AliasState;
+}
+
+/** What a token is verified against: a published version (by its kid or an alias of it), or a static key. */
+export interface VerificationTarget {
+  key: string;
+  /** 0 for a static key. */
+  version: number;
+  /** Signet's kid of the version (or the static key's kid). */
+  kid: string;
+  alg: JwsAlg;
+  spec: AlgSpec;
+  publicKey?: KeyObject;
+  issuer: string;
+  via: 'kid' | 'legacy_kid' | 'missing_kid' | 'static';
+}
+
+/** An alias or static key starting or stopping to verify (logged, and counted in a metric). */
+export interface LegacyChange {
+  kind: 'legacy_kid' | 'missing_kid' | 'static';
+  key: string;
+  kid?: string;
+  from: AliasState['state'] | 'new';
+  to: AliasState['state'];
+  until?: number;
 }
 
 export interface LoadedKey {
@@ -73,10 +108,31 @@ export class Keyring {
   #validUntil = -Infinity;
   #jwks: Jwks | undefined;
   #onChange: (change: StateChange) => void;
+  #onLegacyChange: (change: LegacyChange) => void;
+  #statics: StaticKey[] = [];
+  #staticStates = new Map<string, AliasState['state']>();
+  #aliases = new Map<string, VerificationTarget>();
+  #missingKid: VerificationTarget | undefined;
 
-  constructor(settings: ScheduleSettings, onChange: (change: StateChange) => void = () => {}) {
+  constructor(
+    settings: ScheduleSettings,
+    onChange: (change: StateChange) => void = () => {},
+    onLegacyChange: (change: LegacyChange) => void = () => {},
+  ) {
     this.#settings = settings;
     this.#onChange = onChange;
+    this.#onLegacyChange = onLegacyChange;
+  }
+
+  /** The static_keys (published and verified with until their date, never signing). */
+  setStaticKeys(keys: readonly StaticKey[]): void {
+    this.#statics = [...keys];
+    this.#validUntil = -Infinity;
+  }
+
+  /** The static keys and whether each is still published now. */
+  staticKeys(now = Date.now() / 1000): Array<StaticKey & { active: boolean }> {
+    return this.#statics.map((k) => ({ ...k, active: staticKeyActive(k.until, now) }));
   }
 
   /** Replaces a key's state with a fresh read from Vault. */
@@ -98,6 +154,8 @@ export class Keyring {
     if (now < this.#validUntil) return;
     let validUntil = Infinity;
     const kids = new Map<string, { key: string; version: number }>();
+    const aliases = new Map<string, VerificationTarget>();
+    let missingKid: VerificationTarget | undefined;
     for (const [name, loaded] of this.#loaded) {
       const { config, transit } = loaded;
       const schedule = computeSchedule(transit, {
@@ -125,14 +183,53 @@ export class Keyring {
         nextRotationAt: schedule.nextRotationAt,
         loadedAt: loaded.loadedAt,
       };
+      if (config.legacy) {
+        const imported = versions.find((v) => v.version === IMPORTED_VERSION);
+        let alias: AliasState;
+        if (!transit.imported) alias = { state: 'error', error: `Transit key "${name}" was not created by an import, so no version holds the old key` };
+        // min_decryption_version above the imported version: Vault no longer lists it, and its alias went with it.
+        else if (!imported) alias = { state: 'version-retired', until: 'at' in config.legacy.until ? config.legacy.until.at : 0 };
+        else alias = aliasState(config.legacy, { version: IMPORTED_VERSION, createdAt: imported.createdAt, published: isPublished(imported.state) }, now);
+        view.legacy = { kid: config.legacy.kid, acceptMissingKid: config.legacy.acceptMissingKid, version: IMPORTED_VERSION, alias };
+        this.#reportLegacy(name, config.legacy.kid, config.legacy.acceptMissingKid, this.#views.get(name)?.legacy?.alias.state, alias);
+        if (alias.state === 'active' && imported) {
+          const target: Omit<VerificationTarget, 'via'> = {
+            key: name, version: imported.version, kid: imported.kid, alg: loaded.alg, spec: view.spec, publicKey: imported.publicKey, issuer: config.issuer,
+          };
+          if (config.legacy.kid !== undefined) aliases.set(config.legacy.kid, { ...target, via: 'legacy_kid' });
+          if (config.legacy.acceptMissingKid) missingKid = { ...target, via: 'missing_kid' };
+          validUntil = Math.min(validUntil, alias.until);
+        }
+      }
       this.#reportChanges(this.#views.get(name), view);
       this.#views.set(name, view);
       for (const v of versions) if (isPublished(v.state)) kids.set(v.kid, { key: name, version: v.version });
       if (schedule.nextChangeAt !== undefined) validUntil = Math.min(validUntil, schedule.nextChangeAt);
     }
+    for (const k of this.#statics) {
+      const state = staticKeyActive(k.until, now) ? 'active' : 'expired';
+      const before = this.#staticStates.get(k.name);
+      if (before !== state) this.#onLegacyChange({ kind: 'static', key: k.name, kid: k.kid, from: before ?? 'new', to: state, until: k.until });
+      this.#staticStates.set(k.name, state);
+      if (state === 'active') {
+        aliases.set(k.kid, {
+          key: k.name, version: 0, kid: k.kid, alg: k.alg, spec: algSpec(k.alg), publicKey: k.publicKey, issuer: k.issuer, via: 'static',
+        });
+        validUntil = Math.min(validUntil, k.until);
+      }
+    }
+    this.#aliases = aliases;
+    this.#missingKid = missingKid;
     this.#kids = kids;
     this.#validUntil = validUntil;
     this.#jwks = undefined;
+  }
+
+  #reportLegacy(key: string, kid: string | undefined, missing: boolean, before: AliasState['state'] | undefined, after: AliasState): void {
+    if (before === after.state) return;
+    const until = 'until' in after ? after.until : undefined;
+    if (kid !== undefined) this.#onLegacyChange({ kind: 'legacy_kid', key, kid, from: before ?? 'new', to: after.state, until });
+    if (missing) this.#onLegacyChange({ kind: 'missing_kid', key, from: before ?? 'new', to: after.state, until });
   }
 
   #reportChanges(before: KeyView | undefined, after: KeyView): void {
@@ -167,7 +264,29 @@ export class Keyring {
     return { view, version: view.versions.find((v) => v.version === ref.version)! };
   }
 
-  /** The JWKS document: every published version of every asymmetric key. HMAC keys never appear. */
+  /**
+   * What a token's kid names: a published version, the alias (legacy_kid) of an imported version, or a static key;
+   * for a token with no kid, the imported version of the key with accept_missing_kid. Undefined when none (or the
+   * alias has expired).
+   */
+  resolve(kid: string | undefined, now = Date.now() / 1000): VerificationTarget | undefined {
+    this.#evaluate(now);
+    if (kid === undefined) return this.#missingKid;
+    const found = this.findKid(kid, now);
+    if (found) {
+      const { view, version } = found;
+      return {
+        key: view.name, version: version.version, kid: version.kid, alg: view.alg, spec: view.spec, publicKey: version.publicKey,
+        issuer: view.config.issuer, via: 'kid',
+      };
+    }
+    return this.#aliases.get(kid);
+  }
+
+  /**
+   * The JWKS document: every published version of every asymmetric key, the imported version a second time under
+   * its legacy_kid while that alias lasts, and the static keys until their date. HMAC keys never appear.
+   */
   jwks(now = Date.now() / 1000): Jwks {
     this.#evaluate(now);
     if (!this.#jwks) {
@@ -175,6 +294,13 @@ export class Keyring {
       for (const view of this.#views.values()) {
         if (!view.spec.publishable) continue;
         for (const v of view.versions) if (isPublished(v.state) && v.jwk) keys.push(v.jwk);
+      }
+      for (const [kid, target] of this.#aliases) {
+        if (!target.spec.publishable || !target.publicKey) continue;
+        const jwk = target.via === 'static'
+          ? this.#statics.find((k) => k.kid === kid)?.jwk
+          : this.#views.get(target.key)?.versions.find((v) => v.version === target.version)?.jwk;
+        if (jwk) keys.push({ ...jwk, kid });
       }
       const body = JSON.stringify({ keys });
       const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`;

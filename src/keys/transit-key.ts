@@ -18,6 +18,8 @@ export interface TransitKey extends VaultKeyTimeline {
   type: TransitKeyType;
   derived: boolean;
   exportable: boolean;
+  /** Created by Transit's import endpoint (signet keys import): its first version holds the imported key. */
+  imported: boolean;
   versions: TransitVersion[];
 }
 
@@ -49,6 +51,7 @@ export function parseTransitKey(name: string, data: Record<string, unknown> | un
     type,
     derived: data.derived === true,
     exportable: data.exportable === true,
+    imported: data.imported_key === true,
     versions,
     latestVersion: latest || (versions.at(-1)?.version ?? 1),
     minEncryptionVersion: Number(data.min_encryption_version ?? 0),

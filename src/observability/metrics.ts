@@ -42,6 +42,8 @@ export function createMetrics() {
     circuitState: new Gauge({ name: 'signet_vault_circuit_state', help: 'Circuit breaker of the sign path: 0 closed, 1 half-open, 2 open.', registers: r }),
     signRetries: new Counter({ name: 'signet_sign_retries_total', help: 'Sign calls to Vault tried a second time, by reason.', labelNames: ['reason'], registers: r }),
     httpRefusals: new Counter({ name: 'signet_http_refusals_total', help: 'Requests refused at the entrance, by reason (host, caller_missing, caller_invalid, caller_unavailable).', labelNames: ['reason'], registers: r }),
+    legacyAlias: new Gauge({ name: 'signet_legacy_alias_active', help: 'Old tokens accepted through an alias (kind: legacy_kid, missing_kid) or a static key (kind: static): 1 while accepted, 0 once expired or retired.', labelNames: ['key', 'kind'], registers: r }),
+    legacyVerifications: new Counter({ name: 'signet_legacy_verifications_total', help: 'Tokens verified through an alias or a static key, by key and kind (legacy_kid, missing_kid, static): old tokens still in use.', labelNames: ['key', 'kind'], registers: r }),
     shedRequests: new Counter({ name: 'signet_shed_requests_total', help: 'Requests refused at once with 503, by reason (circuit_open, overloaded, event_loop).', labelNames: ['reason'], registers: r }),
   };
 }
