@@ -158,9 +158,11 @@ export function hmacMaterial(file: Buffer, encoding: SecretEncoding, alg?: strin
   return { type: 'hmac', alg: pickAlg('hmac', alg), material: secret };
 }
 
-/** RFC 5649 key wrap with padding (AES-KWP) under a 256-bit key. */
+/** RFC 5649 key wrap with padding (AES-KWP); Transit's import takes a 256-bit wrapping key. */
 export function aesKwpWrap(kek: Buffer, plaintext: Buffer): Buffer {
-  const cipher = createCipheriv('id-aes256-wrap-pad', kek, KWP_IV);
+  const bits = kek.length * 8;
+  if (![128, 192, 256].includes(bits)) throw new RangeError('AES-KWP needs a 128, 192 or 256-bit key');
+  const cipher = createCipheriv(`id-aes${bits}-wrap-pad`, kek, KWP_IV);
   return Buffer.concat([cipher.update(plaintext), cipher.final()]);
 }
 
