@@ -296,7 +296,8 @@ export class Keyring {
         for (const v of view.versions) if (isPublished(v.state) && v.jwk) keys.push(v.jwk);
       }
       for (const [kid, target] of this.#aliases) {
-        if (!target.spec.publishable || !target.publicKey) continue;
+        // A legacy kid that is Signet's own kid too (the old system used RFC 7638 thumbprints) is there already.
+        if (!target.spec.publishable || !target.publicKey || this.#kids.has(kid)) continue;
         const jwk = target.via === 'static'
           ? this.#statics.find((k) => k.kid === kid)?.jwk
           : this.#views.get(target.key)?.versions.find((v) => v.version === target.version)?.jwk;

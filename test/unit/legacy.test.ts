@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { describe, test } from 'node:test';
+import { calculateJwkThumbprint, type JWK } from 'jose';
 import { buildConfig } from '../../src/config.ts';
 import { ConfigError } from '../../src/errors.ts';
 import { Keyring, type LegacyChange } from '../../src/keys/keyring.ts';
@@ -156,6 +157,13 @@ describe('keyring: the alias of an imported version', () => {
     assert.deepEqual(changes.slice(2).map((c) => [c.kind, c.from, c.to]), [['legacy_kid', 'active', 'expired'], ['missing_kid', 'active', 'expired']]);
     ring.jwks(after + 10);
     assert.equal(changes.length, 4, 'reported once');
+  });
+
+  test('a legacy kid that is Signet\'s own kid (an RFC 7638 thumbprint) is published once', async () => {
+    const thumbprint = await calculateJwkThumbprint(ec.publicKey.export({ format: 'jwk' }) as JWK, 'sha256');
+    const { ring, kid } = await keyring({ legacy_kid: thumbprint, legacy_until: '1d' });
+    assert.equal(kid, thumbprint);
+    assert.deepEqual((JSON.parse(ring.jwks(created + 10).body) as { keys: Array<{ kid: string }> }).keys.map((k) => k.kid), [kid]);
   });
 
   test('a key that was not imported gets no alias', async () => {
