@@ -1,5 +1,5 @@
-// Tokens minted before a key moved into Vault (DESIGN: adoption): the pure rules for how long they keep verifying.
-// No I/O; times are seconds since the epoch.
+// Tokens minted before a key moved into Vault (DESIGN, migration; README, "Moving an existing key into Vault"): the
+// pure rules for how long they keep verifying. No I/O; times are seconds since the epoch.
 //
 // A key imported into Transit (`signet keys import`) keeps its old tokens valid through an alias: `legacy_kid` makes
 // the imported version answer to the kid the old system used, and `accept_missing_kid` lets tokens without a kid use

@@ -65,6 +65,12 @@ function spellings(secret: Buffer): Array<[string, Buffer | string]> {
   return out;
 }
 
+const P256_ORDER = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
+function isHighS256(token: string): boolean {
+  const s = Buffer.from(token.split('.')[2]!, 'base64url').subarray(32);
+  return BigInt(`0x${s.toString('hex')}`) > P256_ORDER >> 1n;
+}
+
 async function cli(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
     const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, timeout: 60_000 });
@@ -100,6 +106,11 @@ describe('signet keys import: moving existing keys into a real Vault without log
   const cases: Case[] = [];
   const before_: Record<string, string> = {};
   const importedAt: Record<string, number> = {};
+  // A partner's key whose private half cannot be imported: its public key is published verify-only until a date.
+  const partner = generateKeyPairSync('ec', { namedCurve: 'P-384' });
+  const partnerFile = join(dir, 'partner.pub.pem');
+  let partnerToken: string;
+  const staticKey = (until: string) => ({ name: 'partner-2020', file: partnerFile, kid: 'partner-2020', issuer: 'https://partner.test', until });
 
   before(async () => {
     vault = await startVault();
@@ -117,8 +128,13 @@ describe('signet keys import: moving existing keys into a real Vault without log
       name: 'hs-old', alg: 'HS256', file: writeSecret('hs.secret', `${secret.toString('base64')}\n`),
       signingKey: new Uint8Array(secret), secrets: [secret], args: ['--hmac-secret-file', join(dir, 'hs.secret'), '--hmac-encoding', 'base64'],
     });
-    // Tokens the old system minted before the move.
+    writeFileSync(partnerFile, partner.publicKey.export({ format: 'pem', type: 'spki' }) as string);
+    partnerToken = await new SignJWT({ sub: 'partner-user', aud: 'api' }).setProtectedHeader({ alg: 'ES384', kid: 'partner-2020' })
+      .setIssuer('https://partner.test').setIssuedAt().setExpirationTime('2h').sign(partner.privateKey);
+    // Tokens the old system minted before the move. The old ES256 one has a high S (as about half of all ECDSA
+    // signatures do): the old system did not normalise them, so they must verify all the same.
     for (const c of cases) before_[c.name] = await oldToken(c, `before-${c.name}`);
+    while (!isHighS256(before_['ec-old']!)) before_['ec-old'] = await oldToken(cases[1]!, 'before-ec-old');
   });
 
   after(async () => {
@@ -198,7 +214,7 @@ describe('signet keys import: moving existing keys into a real Vault without log
       ...(c.oldKid === undefined ? { accept_missing_kid: true } : { legacy_kid: c.oldKid }),
       // A duration counted from the import for the asymmetric keys; a date for HMAC (Transit gives it no creation time).
       legacy_until: c.alg.startsWith('HS') ? new Date(Date.now() + 3600_000).toISOString() : '1h',
-    })), { config: { log_level: 'info', refresh_interval: '2s' } });
+    })), { config: { log_level: 'info', refresh_interval: '2s', static_keys: [staticKey(new Date(Date.now() + 3600_000).toISOString())] } });
     await signet.ready(30_000);
     const jwks = (await signet.get('/.well-known/jwks.json')).body as { keys: JWK[] };
     const localJwks = createLocalJWKSet(jwks);
@@ -246,6 +262,38 @@ describe('signet keys import: moving existing keys into a real Vault without log
     assert.ok(signet.logs.some((l) => /"event":"legacy_alias"/.test(l) && /"to":"active"/.test(l) && /rsa-2019/.test(l)));
   });
 
+  test('a static key: published, verified, never signing; shown as verify-only (static) with its end date', async () => {
+    const jwks = (await signet.get('/.well-known/jwks.json')).body as { keys: JWK[] };
+    const published = jwks.keys.find((k) => k.kid === 'partner-2020');
+    assert.deepEqual(published, { ...partner.publicKey.export({ format: 'jwk' }), kid: 'partner-2020', alg: 'ES384', use: 'sig' });
+    await jwtVerify(partnerToken, createLocalJWKSet(jwks), { algorithms: ['ES384'], issuer: 'https://partner.test', audience: 'api' });
+    const verified = await signet.post('/v1/verify', { token: partnerToken, audience: 'api' });
+    assert.equal(verified.status, 200, JSON.stringify(verified.body));
+    assert.equal(verified.body.key, 'partner-2020');
+    assert.equal(verified.body.key_version, 0);
+    const signed = await signet.post('/v1/sign/partner-2020', { claims: { sub: 'x' } });
+    assert.equal(signed.status, 404, 'never signs');
+    const keys = (await signet.get('/v1/keys')).body.keys as Array<{ name: string; type: string; versions: Array<{ kid: string; state: string; next_change_at: string }> }>;
+    const entry = keys.find((k) => k.name === 'partner-2020')!;
+    assert.equal(entry.type, 'static');
+    assert.equal(entry.versions[0]!.state, 'verify-only (static)');
+    assert.equal(entry.versions[0]!.kid, 'partner-2020');
+    assert.ok(Date.parse(entry.versions[0]!.next_change_at) > Date.now());
+  });
+
+  test('signet keys status shows the alias with its end and the static key as verify-only (static)', async () => {
+    const file = join(dir, 'status.yaml');
+    writeFileSync(file, JSON.stringify({
+      vault: { address: vault.address },
+      keys: [{ name: 'rsa-old', alg: 'RS256', issuer: ISSUER, legacy_kid: 'rsa-2019', legacy_until: '1h' }],
+      static_keys: [staticKey('2099-01-01')],
+    }));
+    const result = await cli(['keys', 'status', '--config', file], { VAULT_TOKEN: vault.rootToken, VAULT_ADDR: '' });
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /old tokens \(kid rsa-2019\) → v1: accepted until \d{4}-\d\d-\d\dT/);
+    assert.match(result.stdout, /partner-2020\s+partner-2020\s+ES384\s+verify-only \(static\)\s+2099-01-01T00:00:00Z/);
+  });
+
   test('a token without a kid, or with an unknown kid, is still refused for keys without the alias', async () => {
     const c = cases.find((x) => x.name === 'ec-old')!;
     const noKid = await new SignJWT({ sub: 'x', aud: 'api' }).setProtectedHeader({ alg: 'ES256' }).setIssuer(ISSUER).setExpirationTime('1h').sign(c.signingKey);
@@ -260,7 +308,7 @@ describe('signet keys import: moving existing keys into a real Vault without log
     const later = await startSignet(vault, cases.map((c) => ({
       name: c.name, alg: c.alg, issuer: ISSUER, audiences: ['api'],
       ...(c.oldKid === undefined ? { accept_missing_kid: true } : { legacy_kid: c.oldKid }), legacy_until: until,
-    })), { config: { log_level: 'info', refresh_interval: '1s', jwks: { max_age: 1 } } });
+    })), { config: { log_level: 'info', refresh_interval: '1s', jwks: { max_age: 1 }, static_keys: [staticKey(until)] } });
     try {
       await later.ready(30_000);
       assert.equal((await later.post('/v1/verify', { token: before_['ec-old'], audience: 'api' })).status, 200, 'accepted before');
@@ -272,12 +320,15 @@ describe('signet keys import: moving existing keys into a real Vault without log
       }
       const kids = ((await later.get('/.well-known/jwks.json')).body as { keys: JWK[] }).keys.map((k) => k.kid);
       for (const c of cases) if (c.oldKid) assert.ok(!kids.includes(c.oldKid), `${c.oldKid} left the JWKS`);
+      assert.ok(!kids.includes('partner-2020'), 'the static key left the JWKS at its date');
+      assert.equal((await later.post('/v1/verify', { token: partnerToken, audience: 'api' })).status, 401);
       assert.equal(kids.length, 3, 'Signet\'s own kids of the three asymmetric keys stay');
       const fresh = await later.post('/v1/sign/rsa-old', { claims: { sub: 'after', aud: 'api' } });
       assert.equal((await later.post('/v1/verify', { token: fresh.body.token, audience: 'api' })).status, 200, 'new tokens are unaffected');
       const metrics = (await later.get('/metrics')).text;
       assert.match(metrics, /^signet_legacy_alias_active\{key="ec-old",kind="legacy_kid"\} 0$/m);
       assert.match(metrics, /^signet_legacy_alias_active\{key="hs-old",kind="missing_kid"\} 0$/m);
+      assert.match(metrics, /^signet_legacy_alias_active\{key="partner-2020",kind="static"\} 0$/m);
       const keys = (await later.get('/v1/keys')).body.keys as Array<{ name: string; legacy?: { state: string } }>;
       assert.equal(keys.find((k) => k.name === 'ed-old')?.legacy?.state, 'expired');
     } finally {
