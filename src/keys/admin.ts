@@ -1,7 +1,7 @@
 // Operator actions on Transit keys (`signet keys …`, `signet dev`), done in Vault in the safe order. Signet's
 // own serving path never calls these: its Vault policy does not allow them.
 
-import { createPublicKey } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import type { VaultControl } from '../vault/control.ts';
 import { algSpec, isTransitKeyType } from '../jwt/algorithms.ts';
 import { SignetError, VaultResponseError, VaultUnavailableError } from '../errors.ts';
@@ -91,9 +91,9 @@ export async function importKey(control: VaultControl, name: string, input: Impo
     }
     const version = key.versions.find((v) => v.version === IMPORTED_VERSION);
     if (input.publicKey) {
-      const ours = JSON.stringify(createPublicKey(input.publicKey).export({ format: 'jwk' }));
-      const theirs = version?.publicKey ? JSON.stringify(publicJwk(key.type, version.publicKey).jwk) : undefined;
-      if (ours !== theirs) throw new VaultResponseError(`Vault's public key of "${name}" version ${IMPORTED_VERSION} is not the public half of the imported key`);
+      const spki = (k: KeyObject) => k.export({ format: 'der', type: 'spki' });
+      const theirs = version?.publicKey ? spki(publicJwk(key.type, version.publicKey).key) : undefined;
+      if (!theirs || !spki(input.publicKey).equals(theirs)) throw new VaultResponseError(`Vault's public key of "${name}" version ${IMPORTED_VERSION} is not the public half of the imported key`);
     }
     return { createdAt: version?.createdAt ?? 0 };
   } catch (error) {

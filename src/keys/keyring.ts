@@ -186,7 +186,8 @@ export class Keyring {
       if (config.legacy) {
         const imported = versions.find((v) => v.version === IMPORTED_VERSION);
         let alias: AliasState;
-        if (!transit.imported) alias = { state: 'error', error: `Transit key "${name}" was not created by an import, so no version holds the old key` };
+        // Transit clears imported_key when an imported key rotates, so it only tells while version 1 is the latest.
+        if (!transit.imported && transit.latestVersion === IMPORTED_VERSION) alias = { state: 'error', error: `Transit key "${name}" was not created by an import, so no version holds the old key` };
         // min_decryption_version above the imported version: Vault no longer lists it, and its alias went with it.
         else if (!imported) alias = { state: 'version-retired', until: 'at' in config.legacy.until ? config.legacy.until.at : 0 };
         else alias = aliasState(config.legacy, { version: IMPORTED_VERSION, createdAt: imported.createdAt, published: isPublished(imported.state) }, now);

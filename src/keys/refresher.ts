@@ -132,7 +132,8 @@ export class KeyRefresher {
       // An alias that cannot be honoured keeps the key unloaded (and /readyz false), so a rollout stops here
       // instead of refusing the old tokens the alias was meant to keep valid.
       const setting = config.legacy.kid !== undefined ? 'legacy_kid' : 'accept_missing_kid';
-      if (!transit.imported) {
+      // Transit clears imported_key when an imported key rotates, so it only tells while version 1 is the latest.
+      if (!transit.imported && transit.latestVersion === IMPORTED_VERSION) {
         throw new SignetError(503, 'key_unsupported', `keys[${index}].${setting}: Transit key "${name}" was not created by an import (npx signet keys import ${name} ...), so no version of it holds the old key`);
       }
       const imported = transit.versions.find((v) => v.version === IMPORTED_VERSION);

@@ -18,7 +18,10 @@ export interface TransitKey extends VaultKeyTimeline {
   type: TransitKeyType;
   derived: boolean;
   exportable: boolean;
-  /** Created by Transit's import endpoint (signet keys import): its first version holds the imported key. */
+  /**
+   * Created by Transit's import endpoint (signet keys import): its first version holds the imported key. Transit
+   * sets it back to false when the key rotates.
+   */
   imported: boolean;
   versions: TransitVersion[];
 }
