@@ -53,8 +53,8 @@ interface Prepared {
   signature: Buffer;
 }
 
-const WEBCRYPTO: Record<string, AlgorithmIdentifier | EcdsaParams> = {
-  ES256: { name: 'ECDSA', hash: 'SHA-256' } as EcdsaParams,
+const WEBCRYPTO: Record<string, webcrypto.AlgorithmIdentifier | webcrypto.EcdsaParams> = {
+  ES256: { name: 'ECDSA', hash: 'SHA-256' } as webcrypto.EcdsaParams,
   RS256: { name: 'RSASSA-PKCS1-v1_5' },
   EdDSA: { name: 'Ed25519' },
 };
@@ -65,7 +65,7 @@ async function measure(alg: string, tokens: string[], seconds: number): Promise<
   if (!found) throw new Error(`kid ${header.kid} of the ${alg} tokens is not in the keyring`);
   const { kty, crv, x, y, n, e } = found.version.jwk as Record<string, string>;
   const keyObject: KeyObject = createPublicKey({ key: { kty, crv, x, y, n, e } as import('node:crypto').JsonWebKey, format: 'jwk' });
-  const cryptoKey = await importJWK({ kty, crv, x, y, n, e }, alg) as CryptoKey;
+  const cryptoKey = await importJWK({ kty, crv, x, y, n, e }, alg) as webcrypto.CryptoKey;
   const [digest, keyInput] = alg === 'ES256' ? ['sha256', { key: keyObject, dsaEncoding: 'ieee-p1363' as const }]
     : alg === 'RS256' ? ['sha256', keyObject]
       : [null, keyObject];

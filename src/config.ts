@@ -48,6 +48,14 @@ export interface KeyConfig {
   callerClaims: SignetClaim[];
   /** Names of the callers (callers.tokens_file) that may sign with this key; undefined: every caller. */
   callers?: string[];
+  /**
+   * Whether a token must carry `aud`. Default: true when the key restricts audiences (an allow-list or a
+   * pattern), since a token without `aud` sidesteps the restriction at any verifier that skips the check
+   * (RFC 8725 §3.9).
+   */
+  requireAudience: boolean;
+  /** The `typ` header values this key signs and /v1/verify accepts (RFC 8725 §3.11 explicit typing). */
+  allowedTyp: string[];
   /** Old tokens of an imported key (legacy_kid, accept_missing_kid, legacy_until); undefined: none. */
   legacy?: LegacyConfig;
 }
@@ -87,6 +95,16 @@ export interface Config {
   publicListen?: string;
   batching: BatchingConfig;
   staticKeys: StaticKeyConfig[];
+  readiness: ReadinessConfig;
+}
+
+export interface ReadinessConfig {
+  /**
+   * How long Vault may be unusable (unreachable, sealed, refusing Signet's token, circuit open) before /readyz
+   * fails, seconds. A sidecar's readiness is its pod's: a short Vault blip must not take every app out of its
+   * Service. 0: readiness follows Vault at once.
+   */
+  vaultOutageTolerance: number;
 }
 
 export interface BatchingConfig {
@@ -96,6 +114,8 @@ export interface BatchingConfig {
   maxBatchSize: number;
   /** Sign requests waiting per key version before new ones are refused with 503. */
   maxQueue: number;
+  /** Process-wide bound on the bytes of signing input held by pending signs, across all keys. */
+  maxPendingBytes: number;
 }
 
 export const DEFAULTS = {
@@ -115,6 +135,8 @@ export const DEFAULTS = {
   maxInFlight: 2,
   maxBatchSize: 64,
   maxQueue: 2048,
+  maxPendingBytes: 16 * 1024 * 1024,
+  vaultOutageTolerance: 300,
 } as const;
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -224,7 +246,7 @@ function parseAuth(raw: unknown, env: Env): AuthConfig {
 
 const KEY_FIELDS = [
   'name', 'alg', 'issuer', 'audiences', 'audience_pattern', 'subject_pattern', 'default_ttl', 'max_ttl', 'publish_delay',
-  'caller_claims', 'callers', 'legacy_kid', 'accept_missing_kid', 'legacy_until',
+  'caller_claims', 'callers', 'require_audience', 'allowed_typ', 'legacy_kid', 'accept_missing_kid', 'legacy_until',
 ];
 
 /** A claim pattern from the configuration, anchored so it must match the whole value. */
@@ -277,11 +299,23 @@ function parseKey(raw: unknown, index: number, defaults: { jwksMaxAge: number; r
     callerClaims = raw.caller_claims as SignetClaim[];
   }
   const callers = parseKeyCallers(raw.callers, `${field}.callers`);
+  const audiencePattern = pattern(raw.audience_pattern, `${field}.audience_pattern`);
+  if (raw.require_audience !== undefined && typeof raw.require_audience !== 'boolean') {
+    throw new ConfigError(`${field}.require_audience`, 'must be true or false');
+  }
+  const requireAudience = (raw.require_audience as boolean | undefined) ?? (audiences !== undefined || audiencePattern !== undefined);
+  let allowedTyp = ['JWT'];
+  if (raw.allowed_typ !== undefined) {
+    if (!Array.isArray(raw.allowed_typ) || raw.allowed_typ.length === 0
+      || raw.allowed_typ.some((t) => typeof t !== 'string' || !TYP.test(t))) {
+      throw new ConfigError(`${field}.allowed_typ`, 'must be a non-empty list of media types such as "JWT" or "at+jwt"');
+    }
+    allowedTyp = raw.allowed_typ as string[];
+  }
   return {
-    name, alg: alg as JwsAlg | undefined, issuer, audiences,
-    audiencePattern: pattern(raw.audience_pattern, `${field}.audience_pattern`),
+    name, alg: alg as JwsAlg | undefined, issuer, audiences, audiencePattern,
     subjectPattern: pattern(raw.subject_pattern, `${field}.subject_pattern`),
-    defaultTtl, maxTtl, publishDelay, callerClaims, callers,
+    defaultTtl, maxTtl, publishDelay, callerClaims, callers, requireAudience, allowedTyp,
     legacy: parseLegacy(raw, field),
   };
 }
@@ -351,8 +385,17 @@ function checkLegacyKids(keys: KeyConfig[], statics: StaticKeyConfig[]): void {
 
 const TOP_FIELDS = [
   'listen', 'vault', 'keys', 'default_key', 'jwks', 'refresh_interval', 'clock_skew', 'body_limit', 'log_level', 'public_url',
-  'callers', 'allowed_hosts', 'listen_mode', 'listen_group', 'public_listen', 'batching', 'static_keys',
+  'callers', 'allowed_hosts', 'listen_mode', 'listen_group', 'public_listen', 'batching', 'readiness', 'static_keys',
 ];
+
+/** A `typ` header value: a media type without its "application/" prefix (RFC 7515 §4.1.9). */
+export const TYP = /^[A-Za-z0-9.+/-]{1,64}$/;
+
+function parseReadiness(raw: unknown): ReadinessConfig {
+  const readiness = object(raw, 'readiness');
+  onlyKnown(readiness, 'readiness', ['vault_outage_tolerance']);
+  return { vaultOutageTolerance: duration(readiness.vault_outage_tolerance, 'readiness.vault_outage_tolerance', DEFAULTS.vaultOutageTolerance) };
+}
 
 function positiveInteger(value: unknown, field: string, fallback: number, max: number): number {
   if (value === undefined) return fallback;
@@ -364,13 +407,14 @@ function positiveInteger(value: unknown, field: string, fallback: number, max: n
 
 function parseBatching(raw: unknown): BatchingConfig {
   const batching = object(raw, 'batching');
-  onlyKnown(batching, 'batching', ['enabled', 'max_in_flight', 'max_batch_size', 'max_queue']);
+  onlyKnown(batching, 'batching', ['enabled', 'max_in_flight', 'max_batch_size', 'max_queue', 'max_pending_bytes']);
   if (batching.enabled !== undefined && typeof batching.enabled !== 'boolean') throw new ConfigError('batching.enabled', 'must be true or false');
   return {
     enabled: batching.enabled !== false,
     maxInFlight: positiveInteger(batching.max_in_flight, 'batching.max_in_flight', DEFAULTS.maxInFlight, 256),
     maxBatchSize: positiveInteger(batching.max_batch_size, 'batching.max_batch_size', DEFAULTS.maxBatchSize, 1024),
     maxQueue: positiveInteger(batching.max_queue, 'batching.max_queue', DEFAULTS.maxQueue, 1_000_000),
+    maxPendingBytes: positiveInteger(batching.max_pending_bytes, 'batching.max_pending_bytes', DEFAULTS.maxPendingBytes, 2 ** 40),
   };
 }
 const VAULT_FIELDS = ['address', 'mount', 'namespace', 'ca_cert', 'client_cert', 'client_key', 'timeout', 'sign_timeout', 'auth'];
@@ -488,6 +532,7 @@ export function buildConfig(doc: unknown, env: Env = process.env, options: { key
     listenGroup,
     publicListen,
     batching: parseBatching(root.batching),
+    readiness: parseReadiness(root.readiness),
     staticKeys,
   };
 }

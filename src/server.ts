@@ -29,7 +29,14 @@ export interface Running {
 
 export async function serve(config: Config, deps: AppDeps = {}): Promise<Running> {
   const app = await buildApp(config, deps);
-  const address = await listen(app, config);
+  let address: string;
+  try {
+    address = await listen(app, config);
+  } catch (error) {
+    // Nothing listens: stop what start-up began (Vault clients, timers) before reporting why.
+    await app.close();
+    throw error;
+  }
   app.log.info({ event: 'listening', address, keys: config.keys.map((k) => k.name), vault: config.vault.address }, `Signet listening on ${address}`);
   let publicApp: FastifyInstance | undefined;
   let publicAddress: string | undefined;

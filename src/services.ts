@@ -29,6 +29,10 @@ export interface VaultStatus {
   health: VaultHealth;
   reachable: boolean;
   checkedAt: number;
+  /** Whether signing can reach Vault now: reachable, Signet's token accepted, the circuit not open. */
+  usable: boolean;
+  /** Since when (ms since the epoch) Vault has not been usable; undefined while it is. */
+  unusableSince?: number;
 }
 
 export interface Services {
@@ -75,6 +79,8 @@ export function createServices(config: Config, log: Logger, options: ServiceOpti
   const keyLog = log.child({ component: 'keys' });
   const keyring = new Keyring({ clockSkew: config.clockSkew, refreshInterval: config.refreshInterval }, (change) => {
     keyLog.info({ event: 'version_state', ...change }, `key ${change.key} version ${change.version}: ${change.from} → ${change.to}`);
+  }, (key, message) => {
+    keyLog.error({ event: 'key_state_invalid', key, err: message }, 'cannot evaluate the key state read from Vault; keeping the last good state of this key');
   }, (change) => logLegacyChange(keyLog, change));
   keyring.setStaticKeys(loadStaticKeys(config.staticKeys));
   const refresher = new KeyRefresher(config, control, keyring, log, (key, outcome) => metrics.keyRefresh.inc({ key, outcome }));
@@ -86,31 +92,38 @@ export function createServices(config: Config, log: Logger, options: ServiceOpti
       maxInFlight: config.batching.maxInFlight,
       maxBatchSize: config.batching.maxBatchSize,
       maxQueue: config.batching.maxQueue,
+      maxPendingBytes: config.batching.maxPendingBytes,
       maxWaitMs: signBudgetMs,
       ...options.batcher,
     },
     async (lane, inputs, deadline) => {
-      const generation = auth.generation;
-      // Each try is bounded by what is left of the earliest caller deadline in the batch (queueing included).
-      const attempt = () => transit.signBatch(lane.name, lane.version, lane.spec, inputs,
-        AbortSignal.timeout(Math.max(1, Math.ceil(deadline - performance.now()))));
+      // A try may run until the latest caller deadline in the batch; callers with earlier deadlines are answered
+      // by the batcher at theirs, without aborting the call (an abort counts as Vault's silence).
       const left = () => deadline - performance.now();
+      const attempt = () => transit.signBatch(lane.name, lane.version, lane.spec, inputs,
+        AbortSignal.timeout(Math.max(1, Math.ceil(left()))));
+      const token = auth.current();
       try {
         return await attempt();
       } catch (error) {
-        // One more try, only inside the callers' deadline: after a dropped connection or a 5xx (a leader
-        // election), or after a 403 once auth has a new token (revoked or expired token, re-login).
+        // One more try, only inside the callers' deadline: after a dropped connection or a 5xx (a leader election).
         if (isRetryable(error) && left() > 200) {
           metrics.signRetries.inc({ reason: (error as VaultUnavailableError).reason });
           await new Promise((r) => setTimeout(r, 25 + Math.random() * 50));
           return await attempt();
         }
-        // A 403 for a token that has meanwhile been replaced (the re-login finished while this call was out)
-        // is retried at once; otherwise wait for the re-login this 403 triggers.
-        if (error instanceof VaultUnavailableError && error.reason === 'refused' && auth.canReauthenticate && left() > 200
-          && (auth.generation !== generation || await auth.whenAuthenticated(left() - 100))) {
-          metrics.signRetries.inc({ reason: 'refused' });
-          return await attempt();
+        if (error instanceof VaultUnavailableError && error.reason === 'refused') {
+          // A 403: auth looks up the token (one lookup for every call that met it) and logs in again only if
+          // Vault says it is gone. Try again with the new token; a 403 with a valid token is a policy's refusal.
+          const verdict = await auth.afterRefusal(token, left() - 100);
+          if (verdict === 'replaced' && left() > 50) {
+            metrics.signRetries.inc({ reason: 'refused' });
+            return await attempt();
+          }
+          if (verdict === 'valid') {
+            throw new VaultUnavailableError('sign', `Vault refused to sign with key "${lane.name}" (permission denied) although Signet's token is valid: `
+              + `the token's policy lacks ${config.vault.mount}/${lane.spec.operation}/${lane.name}; see vault-policy.hcl`, 5, 'refused');
+          }
         }
         throw error;
       }
@@ -120,7 +133,16 @@ export function createServices(config: Config, log: Logger, options: ServiceOpti
   const signer = new Signer(config.keys, keyring, batcher, () => refresher.refresh());
   const verifier = new Verifier(keyring, refresher, transit, config.clockSkew);
 
-  let status: VaultStatus = { health: 'unreachable', reachable: false, checkedAt: 0 };
+  let status = { health: 'unreachable' as VaultHealth, reachable: false, checkedAt: 0 };
+  // Counted from start-up: a Vault that was never usable has been unusable since Signet started.
+  let unusableSince: number | undefined = Date.now();
+  const vaultStatus = (): VaultStatus => {
+    const reachable = status.reachable && http.breaker.state !== 'open';
+    const usable = reachable && auth.status().authenticated;
+    if (usable) unusableSince = undefined;
+    else unusableSince ??= Date.now();
+    return { ...status, reachable, usable, unusableSince };
+  };
   let probeTimer: NodeJS.Timeout | undefined;
   let stopped = false;
   const healthIntervalMs = options.healthIntervalMs ?? Math.min(5000, config.refreshInterval * 1000);
@@ -136,6 +158,7 @@ export function createServices(config: Config, log: Logger, options: ServiceOpti
     metrics.vaultUp.set(reachable ? 1 : 0);
     // Vault is back: let the next sign through at once instead of waiting out the breaker's cooldown.
     if (reachable && http.breaker.state === 'open') http.breaker.success();
+    vaultStatus();
   };
   const loop = () => {
     if (stopped) return;
@@ -145,12 +168,17 @@ export function createServices(config: Config, log: Logger, options: ServiceOpti
 
   return {
     config, log, metrics, control, auth, http, transit, keyring, refresher, batcher, signer, verifier,
-    vaultStatus: () => ({ ...status, reachable: status.reachable && http.breaker.state !== 'open' }),
+    vaultStatus,
     async start() {
-      await probe();
+      // Concurrently, so that a black-holed Vault costs one timeout at start-up, not one per step. With a token
+      // (no login), the token is in place before its lookup returns, so the keys need not wait for it.
+      const authenticating = auth.start();
+      await Promise.all([
+        probe(),
+        authenticating,
+        config.vault.auth.method === 'token' ? refresher.start() : authenticating.then(() => refresher.start()),
+      ]);
       loop();
-      await auth.start();
-      await refresher.start();
     },
     async stop() {
       stopped = true;

@@ -25,6 +25,8 @@ export interface AlgSpec {
   signParams: Readonly<Record<string, string>>;
   /** Whether the public key may be published in the JWKS. */
   publishable: boolean;
+  /** ECDSA: signatures are normalised to low-S before they are returned (one spelling per token). */
+  lowS?: boolean;
 }
 
 const HASH_OF: Record<string, TransitHash> = { '256': 'sha2-256', '384': 'sha2-384', '512': 'sha2-512' };
@@ -79,7 +81,7 @@ export function algSpec(alg: JwsAlg): AlgSpec {
   const hash = HASH_OF[alg.slice(2)]!;
   switch (family) {
     case 'ES':
-      return { alg, operation: 'sign', hash, signParams: { marshaling_algorithm: 'jws' }, publishable: true };
+      return { alg, operation: 'sign', hash, signParams: { marshaling_algorithm: 'jws' }, publishable: true, lowS: true };
     case 'RS':
       return {
         alg, operation: 'sign', hash,

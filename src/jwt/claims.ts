@@ -16,6 +16,8 @@ export interface ClaimsPolicy {
   audiencePattern?: RegExp;
   /** When set, `sub` is required and must match it (whole value). */
   subjectPattern?: RegExp;
+  /** `aud` must be present (RFC 8725 §3.9: a token without it sidesteps an audience restriction). */
+  requireAudience?: boolean;
   defaultTtl: number;
   maxTtl: number;
   /** Claims of REGISTERED_BY_SIGNET a caller is allowed to set. */
@@ -129,6 +131,10 @@ export function issueClaims(input: IssueInput, policy: ClaimsPolicy, now: number
       throw new ClaimPolicyError("claim sub: does not match this key's subject_pattern (keys[].subject_pattern)");
     }
   }
+  // After the shape checks, so a malformed request is told what is malformed (400) first.
+  if (policy.requireAudience && !Object.hasOwn(claims, 'aud')) {
+    throw new ClaimPolicyError('claim aud: required by this key (it restricts audiences; keys[].require_audience)');
+  }
 
   const ttl = input.ttl ?? policy.defaultTtl;
   if (ttl <= 0) throw new InvalidRequestError('ttl: must be at least 1 second');
@@ -166,6 +172,8 @@ export function issueClaims(input: IssueInput, policy: ClaimsPolicy, now: number
 export interface ValidationOptions {
   issuer?: string;
   audience?: string;
+  /** The token must carry `aud` (the key requires it when signing). */
+  requireAudience?: boolean;
   clockSkew: number;
   /** Seconds since the epoch. */
   now: number;
@@ -191,6 +199,7 @@ export function validateClaims(claims: Record<string, unknown>, options: Validat
     else if (iat > now + clockSkew) errors.push('claim iat: issued in the future');
   }
   if (options.issuer !== undefined && iss !== options.issuer) errors.push('claim iss: does not match the expected issuer');
+  if (options.requireAudience && aud === undefined) errors.push('claim aud: missing, and this key requires it');
   if (options.audience !== undefined) {
     const values = Array.isArray(aud) ? aud : [aud];
     if (!values.includes(options.audience)) errors.push('claim aud: does not include the expected audience');

@@ -34,10 +34,13 @@ export function isCanonicalBase64url(segment: string): boolean {
   return rest === 2 ? (last & 0x0f) === 0 : (last & 0x03) === 0;
 }
 
+/** Invalid UTF-8 is refused, not replaced with U+FFFD (which would let different bytes read as the same claims). */
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
 function decodeJson(segment: string, what: string): Record<string, unknown> {
   let value: unknown;
   try {
-    value = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
+    value = JSON.parse(UTF8.decode(Buffer.from(segment, 'base64url')));
   } catch {
     throw new TokenInvalidError(`${what} is not base64url-encoded JSON`);
   }

@@ -37,6 +37,37 @@ const TABLE: Partial<Record<JwsAlg, Verification>> = {
 
 for (const entry of Object.values(TABLE)) entry.plain = Object.keys(entry.options).length === 0;
 
+/**
+ * Group orders of the ECDSA curves. For every ECDSA signature (r, s), (r, n − s) verifies too: one token would
+ * have two spellings (malleability), and Vault's signatures are high-S about half the time. Signet answers only
+ * the low-S form (s ≤ n/2) and refuses the other.
+ */
+const CURVE_ORDER: Partial<Record<JwsAlg, bigint>> = {
+  ES256: 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n,
+  ES384: 0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973n,
+  ES512: 0x01fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffa51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb6fb71e91386409n,
+};
+
+function scalar(bytes: Buffer): bigint {
+  return bytes.length === 0 ? 0n : BigInt(`0x${bytes.toString('hex')}`);
+}
+
+/** Whether `signature` (R||S) of an ECDSA alg has s > n/2. False for other algs. */
+export function isHighS(alg: JwsAlg, signature: Buffer): boolean {
+  const order = CURVE_ORDER[alg];
+  if (order === undefined) return false;
+  return scalar(signature.subarray(signature.length / 2)) > order >> 1n;
+}
+
+/** The low-S form of an ECDSA signature (R||S, fixed length): s replaced by n − s when s > n/2. Others unchanged. */
+export function lowS(alg: JwsAlg, signature: Buffer): Buffer {
+  const order = CURVE_ORDER[alg];
+  if (order === undefined || !isHighS(alg, signature)) return signature;
+  const half = signature.length / 2;
+  const s = (order - scalar(signature.subarray(half))).toString(16).padStart(half * 2, '0');
+  return Buffer.concat([signature.subarray(0, half), Buffer.from(s, 'hex')]);
+}
+
 /** Whether `key` is a key `alg` may use (checked once, when a version's key is imported). */
 export function keyFitsAlg(alg: JwsAlg, key: KeyObject): boolean {
   const entry = TABLE[alg];
@@ -51,6 +82,7 @@ export function verifySignature(alg: JwsAlg, key: KeyObject, signingInput: strin
   const entry = TABLE[alg];
   if (!entry) return false;
   if (entry.length !== undefined && signature.length !== entry.length) return false;
+  if (isHighS(alg, signature)) return false;
   try {
     const keyInput = entry.plain ? key : { key, ...entry.options };
     return verify(entry.digest, Buffer.from(signingInput, 'ascii'), keyInput, signature);

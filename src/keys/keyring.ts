@@ -20,6 +20,8 @@ export interface VersionView {
   nextChangeAt?: number;
   jwk?: JWK;
   publicKey?: KeyObject;
+  /** An HMAC version whose kid is not known here (see KeyRefresher): found by trying it, not by kid. */
+  unidentified?: boolean;
 }
 
 export interface KeyView {
@@ -60,6 +62,8 @@ export interface VerificationTarget {
   spec: AlgSpec;
   publicKey?: KeyObject;
   issuer: string;
+  allowedTyp: string[];
+  requireAudience: boolean;
   via: 'kid' | 'legacy_kid' | 'missing_kid' | 'static';
 }
 
@@ -104,23 +108,28 @@ export class Keyring {
   readonly #settings: ScheduleSettings;
   readonly #loaded = new Map<string, LoadedKey>();
   readonly #views = new Map<string, KeyView>();
+  /** The last state of each key that evaluated without error. */
+  readonly #good = new Map<string, LoadedKey>();
   #kids = new Map<string, { key: string; version: number }>();
   #validUntil = -Infinity;
   #jwks: Jwks | undefined;
   #onChange: (change: StateChange) => void;
+  #onError: (key: string, message: string) => void;
   #onLegacyChange: (change: LegacyChange) => void;
   #statics: StaticKey[] = [];
   #staticStates = new Map<string, AliasState['state']>();
+  #legacyStates = new Map<string, AliasState['state']>();
   #aliases = new Map<string, VerificationTarget>();
   #missingKid: VerificationTarget | undefined;
 
   constructor(
-    settings: ScheduleSettings,
-    onChange: (change: StateChange) => void = () => {},
+    settings: ScheduleSettings, onChange: (change: StateChange) => void = () => {},
+    onError: (key: string, message: string) => void = () => {},
     onLegacyChange: (change: LegacyChange) => void = () => {},
   ) {
     this.#settings = settings;
     this.#onChange = onChange;
+    this.#onError = onError;
     this.#onLegacyChange = onLegacyChange;
   }
 
@@ -157,55 +166,32 @@ export class Keyring {
     const aliases = new Map<string, VerificationTarget>();
     let missingKid: VerificationTarget | undefined;
     for (const [name, loaded] of this.#loaded) {
-      const { config, transit } = loaded;
-      const schedule = computeSchedule(transit, {
-        publishDelay: config.publishDelay,
-        maxTtl: config.maxTtl,
-        clockSkew: this.#settings.clockSkew,
-        refreshInterval: this.#settings.refreshInterval,
-      }, now);
-      const versions: VersionView[] = schedule.versions.map((s) => {
-        const material = loaded.materials.get(s.version)!;
-        return {
-          version: s.version, kid: material.kid, createdAt: s.createdAt, state: s.state, nextChangeAt: s.nextChangeAt,
-          jwk: material.jwk, publicKey: material.publicKey,
-        };
-      });
-      const view: KeyView = {
-        name, config, type: transit.type, alg: loaded.alg, spec: algSpec(loaded.alg),
-        signing: versions.find((v) => v.version === schedule.signingVersion)!,
-        versions,
-        latestVersion: transit.latestVersion,
-        minEncryptionVersion: transit.minEncryptionVersion,
-        minDecryptionVersion: transit.minDecryptionVersion,
-        autoRotatePeriod: transit.autoRotatePeriod,
-        nextChangeAt: schedule.nextChangeAt,
-        nextRotationAt: schedule.nextRotationAt,
-        loadedAt: loaded.loadedAt,
-      };
-      if (config.legacy) {
-        const imported = versions.find((v) => v.version === IMPORTED_VERSION);
-        let alias: AliasState;
-        // Transit clears imported_key when an imported key rotates, so it only tells while version 1 is the latest.
-        if (!transit.imported && transit.latestVersion === IMPORTED_VERSION) alias = { state: 'error', error: `Transit key "${name}" was not created by an import, so no version holds the old key` };
-        // min_decryption_version above the imported version: Vault no longer lists it, and its alias went with it.
-        else if (!imported) alias = { state: 'version-retired', until: 'at' in config.legacy.until ? config.legacy.until.at : 0 };
-        else alias = aliasState(config.legacy, { version: IMPORTED_VERSION, createdAt: imported.createdAt, published: isPublished(imported.state) }, now);
-        view.legacy = { kid: config.legacy.kid, acceptMissingKid: config.legacy.acceptMissingKid, version: IMPORTED_VERSION, alias };
-        this.#reportLegacy(name, config.legacy.kid, config.legacy.acceptMissingKid, this.#views.get(name)?.legacy?.alias.state, alias);
-        if (alias.state === 'active' && imported) {
-          const target: Omit<VerificationTarget, 'via'> = {
-            key: name, version: imported.version, kid: imported.kid, alg: loaded.alg, spec: view.spec, publicKey: imported.publicKey, issuer: config.issuer,
-          };
-          if (config.legacy.kid !== undefined) aliases.set(config.legacy.kid, { ...target, via: 'legacy_kid' });
-          if (config.legacy.acceptMissingKid) missingKid = { ...target, via: 'missing_kid' };
+      // Each key on its own: one key whose state cannot be evaluated keeps its last view, and the others go on.
+      try {
+        validUntil = Math.min(validUntil, this.#evaluateKey(name, loaded, now, kids));
+        const view = this.#views.get(name)!;
+        const alias = this.#evaluateLegacy(view, loaded, now);
+        if (alias) {
+          if (alias.kid !== undefined) aliases.set(alias.kid, { ...alias.target, via: 'legacy_kid' });
+          if (alias.missing) missingKid = { ...alias.target, via: 'missing_kid' };
           validUntil = Math.min(validUntil, alias.until);
         }
+      } catch (error) {
+        this.#onError(name, error instanceof Error ? error.message : String(error));
+        // Back to the last state that evaluated (or none): the bad read is not evaluated again.
+        const good = this.#good.get(name);
+        if (good) this.#loaded.set(name, good);
+        else this.#loaded.delete(name);
+        const previous = this.#views.get(name);
+        if (previous) for (const v of previous.versions) if (isPublished(v.state)) kids.set(v.kid, { key: name, version: v.version });
+        // Its alias too, while the last good evaluation said it lasts.
+        const legacy = previous?.legacy?.alias;
+        if (legacy?.state === 'active' && now < legacy.until) {
+          for (const [kid, target] of this.#aliases) if (target.key === name && target.via === 'legacy_kid') aliases.set(kid, target);
+          if (this.#missingKid?.key === name) missingKid = this.#missingKid;
+          validUntil = Math.min(validUntil, legacy.until);
+        }
       }
-      this.#reportChanges(this.#views.get(name), view);
-      this.#views.set(name, view);
-      for (const v of versions) if (isPublished(v.state)) kids.set(v.kid, { key: name, version: v.version });
-      if (schedule.nextChangeAt !== undefined) validUntil = Math.min(validUntil, schedule.nextChangeAt);
     }
     for (const k of this.#statics) {
       const state = staticKeyActive(k.until, now) ? 'active' : 'expired';
@@ -214,7 +200,8 @@ export class Keyring {
       this.#staticStates.set(k.name, state);
       if (state === 'active') {
         aliases.set(k.kid, {
-          key: k.name, version: 0, kid: k.kid, alg: k.alg, spec: algSpec(k.alg), publicKey: k.publicKey, issuer: k.issuer, via: 'static',
+          key: k.name, version: 0, kid: k.kid, alg: k.alg, spec: algSpec(k.alg), publicKey: k.publicKey, issuer: k.issuer,
+          allowedTyp: ['JWT'], requireAudience: false, via: 'static',
         });
         validUntil = Math.min(validUntil, k.until);
       }
@@ -226,11 +213,80 @@ export class Keyring {
     this.#jwks = undefined;
   }
 
+  /**
+   * The alias of a key's imported version (legacy_kid, accept_missing_kid): set on the view, reported when its
+   * state changes, and returned while it is active.
+   */
+  #evaluateLegacy(view: KeyView, loaded: LoadedKey, now: number) {
+    const { config, transit } = loaded;
+    if (!config.legacy) return undefined;
+    const imported = view.versions.find((v) => v.version === IMPORTED_VERSION);
+    let alias: AliasState;
+    // Transit clears imported_key when an imported key rotates, so it only tells while version 1 is the latest.
+    if (!transit.imported && transit.latestVersion === IMPORTED_VERSION) {
+      alias = { state: 'error', error: `Transit key "${view.name}" was not created by an import, so no version holds the old key` };
+    } else if (!imported) {
+      // min_decryption_version above the imported version: Vault no longer lists it, and its alias went with it.
+      alias = { state: 'version-retired', until: 'at' in config.legacy.until ? config.legacy.until.at : 0 };
+    } else {
+      alias = aliasState(config.legacy, { version: IMPORTED_VERSION, createdAt: imported.createdAt, published: isPublished(imported.state) }, now);
+    }
+    const before = this.#legacyStates.get(view.name);
+    this.#legacyStates.set(view.name, alias.state);
+    view.legacy = { kid: config.legacy.kid, acceptMissingKid: config.legacy.acceptMissingKid, version: IMPORTED_VERSION, alias };
+    this.#reportLegacy(view.name, config.legacy.kid, config.legacy.acceptMissingKid, before, alias);
+    if (alias.state !== 'active' || !imported || imported.unidentified) return undefined;
+    const target: Omit<VerificationTarget, 'via'> = {
+      key: view.name, version: imported.version, kid: imported.kid, alg: view.alg, spec: view.spec, publicKey: imported.publicKey,
+      issuer: config.issuer, allowedTyp: config.allowedTyp, requireAudience: config.requireAudience,
+    };
+    return { target, kid: config.legacy.kid, missing: config.legacy.acceptMissingKid, until: alias.until };
+  }
+
   #reportLegacy(key: string, kid: string | undefined, missing: boolean, before: AliasState['state'] | undefined, after: AliasState): void {
     if (before === after.state) return;
     const until = 'until' in after ? after.until : undefined;
     if (kid !== undefined) this.#onLegacyChange({ kind: 'legacy_kid', key, kid, from: before ?? 'new', to: after.state, until });
     if (missing) this.#onLegacyChange({ kind: 'missing_kid', key, from: before ?? 'new', to: after.state, until });
+  }
+
+  /** Evaluates one key's schedule into its view; returns when it next changes (Infinity: no change scheduled). */
+  #evaluateKey(name: string, loaded: LoadedKey, now: number, kids: Map<string, { key: string; version: number }>): number {
+    {
+      const { config, transit } = loaded;
+      const schedule = computeSchedule(transit, {
+        publishDelay: config.publishDelay,
+        maxTtl: config.maxTtl,
+        clockSkew: this.#settings.clockSkew,
+        refreshInterval: this.#settings.refreshInterval,
+      }, now);
+      const versions: VersionView[] = schedule.versions.map((s) => {
+        const material = loaded.materials.get(s.version)!;
+        return {
+          version: s.version, kid: material.kid, createdAt: s.createdAt, state: s.state, nextChangeAt: s.nextChangeAt,
+          jwk: material.jwk, publicKey: material.publicKey, unidentified: material.unidentified,
+        };
+      });
+      const signing = versions.find((v) => v.version === schedule.signingVersion);
+      if (!signing) throw new Error(`no version of key "${name}" can sign (Vault listed versions ${versions.map((v) => v.version).join(', ') || 'none'})`);
+      const view: KeyView = {
+        name, config, type: transit.type, alg: loaded.alg, spec: algSpec(loaded.alg),
+        signing,
+        versions,
+        latestVersion: transit.latestVersion,
+        minEncryptionVersion: transit.minEncryptionVersion,
+        minDecryptionVersion: transit.minDecryptionVersion,
+        autoRotatePeriod: transit.autoRotatePeriod,
+        nextChangeAt: schedule.nextChangeAt,
+        nextRotationAt: schedule.nextRotationAt,
+        loadedAt: loaded.loadedAt,
+      };
+      this.#reportChanges(this.#views.get(name), view);
+      this.#views.set(name, view);
+      for (const v of versions) if (isPublished(v.state) && !v.unidentified) kids.set(v.kid, { key: name, version: v.version });
+      this.#good.set(name, loaded);
+      return schedule.nextChangeAt ?? Infinity;
+    }
   }
 
   #reportChanges(before: KeyView | undefined, after: KeyView): void {
@@ -265,6 +321,16 @@ export class Keyring {
     return { view, version: view.versions.find((v) => v.version === ref.version)! };
   }
 
+  /** Published HMAC versions whose kid is unknown here, newest first (at most `limit`). */
+  unidentified(limit: number, now = Date.now() / 1000): Array<{ view: KeyView; version: VersionView }> {
+    this.#evaluate(now);
+    const found: Array<{ view: KeyView; version: VersionView }> = [];
+    for (const view of this.#views.values()) {
+      for (const version of view.versions) if (version.unidentified && isPublished(version.state)) found.push({ view, version });
+    }
+    return found.sort((a, b) => b.version.version - a.version.version).slice(0, limit);
+  }
+
   /**
    * What a token's kid names: a published version, the alias (legacy_kid) of an imported version, or a static key;
    * for a token with no kid, the imported version of the key with accept_missing_kid. Undefined when none (or the
@@ -274,13 +340,7 @@ export class Keyring {
     this.#evaluate(now);
     if (kid === undefined) return this.#missingKid;
     const found = this.findKid(kid, now);
-    if (found) {
-      const { view, version } = found;
-      return {
-        key: view.name, version: version.version, kid: version.kid, alg: view.alg, spec: view.spec, publicKey: version.publicKey,
-        issuer: view.config.issuer, via: 'kid',
-      };
-    }
+    if (found) return targetOf(found.view, found.version);
     return this.#aliases.get(kid);
   }
 
@@ -310,4 +370,12 @@ export class Keyring {
     }
     return this.#jwks;
   }
+}
+
+/** A published version as what a token is verified against (found by Signet's own kid). */
+export function targetOf(view: KeyView, version: VersionView): VerificationTarget {
+  return {
+    key: view.name, version: version.version, kid: version.kid, alg: view.alg, spec: view.spec, publicKey: version.publicKey,
+    issuer: view.config.issuer, allowedTyp: view.config.allowedTyp, requireAudience: view.config.requireAudience, via: 'kid',
+  };
 }

@@ -15,6 +15,8 @@ export interface VersionMaterial {
   jwk?: JWK;
   /** Public key imported once, for local verification; undefined for HMAC keys (verified through Vault). */
   publicKey?: KeyObject;
+  /** An HMAC version whose kid is not known here (Vault will not fingerprint it): not findable by kid. */
+  unidentified?: boolean;
 }
 
 /** Turns Vault's public key of one version into a JWK (without kid/alg/use). */
@@ -39,7 +41,7 @@ export function publicJwk(type: TransitKeyType, publicKey: string): { jwk: JWK; 
 export const HMAC_FINGERPRINT_INPUT = Buffer.from('signet key fingerprint v1').toString('base64');
 
 export async function buildMaterial(
-  type: TransitKeyType, alg: JwsAlg, version: TransitVersion, fingerprint?: string,
+  name: string, type: TransitKeyType, alg: JwsAlg, version: TransitVersion, fingerprint?: string,
 ): Promise<VersionMaterial> {
   if (isSymmetric(type)) {
     if (!fingerprint) throw new VaultResponseError('an HMAC key version needs its fingerprint to get a kid');

@@ -24,6 +24,11 @@ export class KeyRefresher {
   readonly #observe: RefreshObserver;
   /** Material by key name → "version:createdAt:publicKey" → material, so refreshes re-import nothing. */
   readonly #cache = new Map<string, Map<string, VersionMaterial>>();
+  /** HMAC keys: the fingerprint of each version, by key name. */
+  readonly #hmacFingerprints = new Map<string, Map<number, string>>();
+  /** HMAC versions Vault cannot fingerprint: kids learnt from tokens Vault verified, by key name and version. */
+  readonly #learned = new Map<string, Map<number, string>>();
+  readonly #unidentifiedLogged = new Map<string, Set<number>>();
   #timer: NodeJS.Timeout | undefined;
   #inflight: Promise<void> | undefined;
   #lastOnDemand = 0;
@@ -144,17 +149,66 @@ export class KeyRefresher {
     const materials = new Map<number, VersionMaterial>();
     const fresh = new Map<string, VersionMaterial>();
     const symmetric = isSymmetric(transit.type);
+    const fingerprints = symmetric ? await this.#fingerprints(name, transit.latestVersion, transit.minEncryptionVersion, transit.versions.map((v) => v.version)) : undefined;
     for (const version of transit.versions) {
-      // HMAC versions are fingerprinted on every read: nothing else in Vault's answer changes when an hmac key
-      // is deleted and re-created under the same name.
-      const fingerprint = symmetric ? await this.#fingerprint(name, version.version) : undefined;
+      const fingerprint = fingerprints?.get(version.version);
+      if (symmetric && fingerprint === undefined) {
+        // Below min_encryption_version Vault computes no HMAC, so this version's kid cannot be derived here.
+        const kid = this.#learned.get(name)?.get(version.version);
+        materials.set(version.version, kid ? { kid } : { kid: `unidentified-v${version.version}`, unidentified: true });
+        continue;
+      }
       const cacheKey = `${alg}:${version.version}:${version.createdAt}:${version.publicKey ?? fingerprint}`;
-      const material = cache.get(cacheKey) ?? await buildMaterial(transit.type, alg, version, fingerprint);
+      const material = cache.get(cacheKey) ?? await buildMaterial(name, transit.type, alg, version, fingerprint);
       materials.set(version.version, material);
       fresh.set(cacheKey, material);
     }
     this.#cache.set(name, fresh);
     return { config, alg, transit, materials, loadedAt: Date.now() };
+  }
+
+  /**
+   * The fingerprint of each HMAC version, computed once per version: the newest is fingerprinted on every read
+   * (nothing else in Vault's answer changes when an hmac key is deleted and re-created under the same name; a
+   * changed fingerprint drops what was known). Versions below min_encryption_version cannot be fingerprinted
+   * (Vault refuses the HMAC): they are left out, with one log line each.
+   */
+  async #fingerprints(name: string, latest: number, minEncryption: number, versions: number[]): Promise<Map<number, string>> {
+    let known = this.#hmacFingerprints.get(name) ?? new Map<number, string>();
+    const newest = await this.#fingerprint(name, latest);
+    if (known.has(latest) && known.get(latest) !== newest) {
+      this.#log.warn({ event: 'key_recreated', key: name }, `HMAC key "${name}" was re-created in Vault: its versions get new kids`);
+      known = new Map();
+      this.#learned.delete(name);
+    }
+    known.set(latest, newest);
+    for (const version of versions) {
+      if (known.has(version)) continue;
+      if (minEncryption > 0 && version < minEncryption) {
+        const logged = this.#unidentifiedLogged.get(name) ?? new Set<number>();
+        if (!logged.has(version)) {
+          logged.add(version);
+          this.#unidentifiedLogged.set(name, logged);
+          this.#log.info({ event: 'hmac_version_unidentified', key: name, version }, `HMAC key "${name}" version ${version} is below `
+            + 'min_encryption_version, so Vault will not compute its fingerprint (its kid) here: it only verifies, and its kid is '
+            + 'learnt from the first token of it that Vault verifies');
+        }
+        continue;
+      }
+      known.set(version, await this.#fingerprint(name, version));
+    }
+    this.#hmacFingerprints.set(name, known);
+    return known;
+  }
+
+  /** Vault verified a token with `kid` under `version` of an HMAC key whose kid was unknown: remember it. */
+  learnKid(name: string, version: number, kid: string): void {
+    const learned = this.#learned.get(name) ?? new Map<number, string>();
+    if (learned.get(version) === kid) return;
+    learned.set(version, kid);
+    this.#learned.set(name, learned);
+    this.#log.info({ event: 'hmac_kid_learnt', key: name, version, kid }, `HMAC key "${name}" version ${version}: kid learnt from a token Vault verified`);
+    void this.refresh();
   }
 
   async #fingerprint(name: string, version: number): Promise<string> {

@@ -49,6 +49,7 @@ export function parseTransitKey(name: string, data: Record<string, unknown> | un
     if (!Number.isFinite(createdAt)) throw new VaultResponseError(`key "${name}" version ${v} has no valid creation_time`);
     return { version, createdAt, publicKey: typeof e.public_key === 'string' && e.public_key ? e.public_key : undefined };
   }).sort((a, b) => a.version - b.version);
+  if (versions.length === 0) throw new VaultResponseError(`Vault returned no versions for key "${name}"`);
   return {
     name,
     type,

@@ -9,11 +9,12 @@ const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128];
 
 export function createMetrics() {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'signet_process_' });
+  // prom-client's defaults under Signet's prefix: signet_process_cpu_seconds_total, signet_nodejs_heap_size_used_bytes…
+  collectDefaultMetrics({ register: registry, prefix: 'signet_' });
   // prom-client exports these three as gauges named *_total, which `promtool check metrics` refuses (only counters
-  // end in _total); each is the sum of its per-type gauge without the suffix (signet_process_nodejs_active_handles…).
+  // end in _total); each is the sum of its per-type gauge without the suffix (signet_nodejs_active_handles…).
   for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
-    registry.removeSingleMetric(`signet_process_${name}`);
+    registry.removeSingleMetric(`signet_${name}`);
   }
   const r = [registry];
   return {

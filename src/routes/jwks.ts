@@ -40,7 +40,10 @@ export default async function jwksRoutes(app: FastifyInstance, { services }: { s
   app.get('/.well-known/jwks.json', { schema }, jwks);
   app.get('/v1/jwks', { schema }, jwks);
 
-  const base = config.publicUrl ?? (config.listen.startsWith('unix:') ? 'http://localhost' : `http://${config.listen}`);
+  // Verifiers elsewhere fetch the JWKS from the public listener when there is one; public_url names it exactly.
+  const base = config.publicUrl
+    ?? (config.publicListen ? `http://${config.publicListen}`
+      : config.listen.startsWith('unix:') ? 'http://localhost' : `http://${config.listen}`);
   app.get('/.well-known/openid-configuration', {
     schema: {
       response: {

@@ -20,6 +20,7 @@ export default async function verifyRoutes(app: FastifyInstance, { services }: {
           token: { type: 'string', minLength: 1, maxLength: MAX_TOKEN_LENGTH },
           audience: { type: 'string', minLength: 1, maxLength: 1024 },
           issuer: { type: 'string', minLength: 1, maxLength: 1024 },
+          key: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,128}$' },
         },
       },
       response: {

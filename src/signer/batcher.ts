@@ -18,8 +18,13 @@ export interface BatcherOptions {
   maxBatchCostMs: number;
   /** Requests waiting per lane before new ones are refused. */
   maxQueue: number;
-  /** Longest a request waits for its Vault call to start, ms (the caller's deadline: sign_timeout). */
+  /** Longest a request waits for its signature, ms (the caller's deadline: sign_timeout), queueing included. */
   maxWaitMs: number;
+  /**
+   * Process-wide bound on the signing inputs held (waiting or in flight), bytes, across every key and version:
+   * what keeps a burst of large bodies over many keys inside the container's memory limit.
+   */
+  maxPendingBytes: number;
 }
 
 export const DEFAULT_BATCHER: BatcherOptions = {
@@ -29,6 +34,7 @@ export const DEFAULT_BATCHER: BatcherOptions = {
   maxBatchCostMs: 25,
   maxQueue: 2048,
   maxWaitMs: 2000,
+  maxPendingBytes: 16 * 1024 * 1024,
 };
 
 /** Approximate Vault CPU time of one signature, ms (measured on Vault's Go crypto). */
@@ -55,8 +61,9 @@ export function itemError(message: string): SignetError {
 }
 
 /**
- * Sends one batch. `deadline` (a performance.now() time) is the earliest caller deadline in the batch: the Vault
- * call must answer by then, so no caller waits longer than its sign_timeout, queueing included.
+ * Sends one batch. `deadline` (a performance.now() time) is the latest caller deadline in the batch: past it no
+ * caller can use the answer, so the Vault call may be abandoned then. Callers whose own deadline comes earlier are
+ * answered at their deadline without aborting the call (an abort would read as Vault's silence).
  */
 export type SendBatch = (lane: LaneKey, inputs: string[], deadline: number) => Promise<ItemResult[]>;
 
@@ -69,13 +76,15 @@ export interface LaneKey {
 
 interface Waiting {
   input: string;
-  /** performance.now() after which the request gives up waiting. */
+  /** performance.now() after which the request gives up. */
   deadline: number;
+  settled: boolean;
   resolve: (signature: string) => void;
   reject: (error: Error) => void;
 }
 
 interface Lane {
+  id: string;
   key: LaneKey;
   queue: Waiting[];
   inFlight: number;
@@ -87,11 +96,25 @@ export interface BatchObserver {
   (key: string, size: number): void;
 }
 
+/**
+ * Margin on Vault's expected call time when deciding whether a sign can still be answered in time: a call that
+ * starts with less left than this is likely to outlive its caller, wasting Vault's work.
+ */
+const SAFETY = 1.5;
+
+/** Why a request was refused before it reached Vault: Signet's own limits, not Vault's health. */
+function overloaded(message: string): VaultUnavailableError {
+  return new VaultUnavailableError('sign', `Signet is overloaded: ${message}; retry shortly`, 1, 'overloaded');
+}
+
 export class SignBatcher {
   readonly #options: BatcherOptions;
   readonly #send: SendBatch;
   readonly #observe: BatchObserver;
   readonly #lanes = new Map<string, Lane>();
+  /** Expected duration of a Vault call per key, ms: a moving average of what Vault took lately. */
+  readonly #latencyMs = new Map<string, number>();
+  #pendingBytes = 0;
 
   constructor(options: BatcherOptions, send: SendBatch, observe: BatchObserver = () => {}) {
     this.#options = options.enabled ? options : { ...options, maxBatchSize: 1, maxInFlight: Math.max(options.maxInFlight, 64) };
@@ -106,30 +129,86 @@ export class SignBatcher {
     return total;
   }
 
+  /** Bytes of signing input held by requests waiting or in flight, across every lane. */
+  pendingBytes(): number {
+    return this.#pendingBytes;
+  }
+
+  /** Vault calls in flight across all lanes of a key. */
+  inFlight(name: string): number {
+    let total = 0;
+    for (const lane of this.#lanes.values()) if (lane.key.name === name) total += lane.inFlight;
+    return total;
+  }
+
   /** Signs one input (standard base64); resolves with Vault's `vault:vN:...` signature. */
   sign(key: LaneKey, input: string): Promise<string> {
     const id = `${key.name}\0${key.version}`;
     let lane = this.#lanes.get(id);
     if (!lane) {
-      lane = { key, queue: [], inFlight: 0 };
+      lane = { id, key, queue: [], inFlight: 0 };
       this.#lanes.set(id, lane);
     }
     if (lane.queue.length >= this.#options.maxQueue) {
-      return Promise.reject(new VaultUnavailableError('sign', `sign queue for key "${key.name}" is full (${this.#options.maxQueue} waiting); retry shortly`, 1, 'overloaded'));
+      return Promise.reject(overloaded(`the sign queue of key "${key.name}" is full (${this.#options.maxQueue} waiting, batching.max_queue)`));
     }
+    // Admission: with Vault taking `expected` ms per call, the signs already waiting leave in rounds of
+    // limit x maxInFlight; one that would be answered only after its sign_timeout is refused now, while the
+    // caller can still retry elsewhere, instead of holding a place and being shed later.
+    const expected = this.#latencyMs.get(key.name);
+    if (expected !== undefined) {
+      const perRound = this.#batchLimit(key) * this.#options.maxInFlight;
+      const answeredIn = (Math.floor(lane.queue.length / perRound) + 1) * expected * SAFETY;
+      if (answeredIn > this.#options.maxWaitMs) {
+        return Promise.reject(overloaded(`${lane.queue.length} signs of key "${key.name}" are waiting and Vault takes about ${Math.round(expected)} ms per call: this one could not be answered within sign_timeout`));
+      }
+    }
+    const bytes = input.length;
+    if (this.#pendingBytes + bytes > this.#options.maxPendingBytes) {
+      return Promise.reject(overloaded(`${Math.round(this.#pendingBytes / 1024)} KiB of signs are pending (batching.max_pending_bytes)`));
+    }
+    this.#pendingBytes += bytes;
     const { promise, resolve, reject } = Promise.withResolvers<string>();
-    lane.queue.push({ input, resolve, reject, deadline: performance.now() + this.#options.maxWaitMs });
-    this.#pump(id, lane);
-    if (lane.queue.length > 0 && !lane.sweeper) this.#startSweeper(id, lane);
+    // Every waiter settles exactly once (its deadline timer and Vault's answer may race), releasing its bytes then.
+    const waiting: Waiting = {
+      input,
+      deadline: performance.now() + this.#options.maxWaitMs,
+      settled: false,
+      resolve: (signature) => {
+        if (waiting.settled) return;
+        waiting.settled = true;
+        this.#pendingBytes -= bytes;
+        resolve(signature);
+      },
+      reject: (error) => {
+        if (waiting.settled) return;
+        waiting.settled = true;
+        this.#pendingBytes -= bytes;
+        reject(error);
+      },
+    };
+    lane.queue.push(waiting);
+    this.#pump(lane);
+    if (lane.queue.length > 0 && !lane.sweeper) this.#startSweeper(lane);
     return promise;
   }
 
-  #startSweeper(id: string, lane: Lane): void {
+  /** A lane removes only itself: a newer lane may have taken its id since. */
+  #retire(lane: Lane): void {
+    if (lane.queue.length > 0 || lane.inFlight > 0) return;
+    if (lane.sweeper) {
+      clearInterval(lane.sweeper);
+      lane.sweeper = undefined;
+    }
+    if (this.#lanes.get(lane.id) === lane) this.#lanes.delete(lane.id);
+  }
+
+  #startSweeper(lane: Lane): void {
     const period = Math.max(10, Math.min(100, this.#options.maxWaitMs / 10));
     lane.sweeper = setInterval(() => {
       const now = performance.now();
-      const expired = lane.queue.filter((w) => w.deadline <= now);
-      if (expired.length > 0) {
+      if (lane.queue.some((w) => w.deadline <= now)) {
+        const expired = lane.queue.filter((w) => w.deadline <= now);
         lane.queue = lane.queue.filter((w) => w.deadline > now);
         const error = new VaultUnavailableError('sign', `no Vault call for key "${lane.key.name}" could start within sign_timeout; Vault is slow or away`, 1, 'unreachable');
         for (const w of expired) w.reject(error);
@@ -137,34 +216,82 @@ export class SignBatcher {
       if (lane.queue.length === 0) {
         clearInterval(lane.sweeper);
         lane.sweeper = undefined;
-        if (lane.inFlight === 0) this.#lanes.delete(id);
+        this.#retire(lane);
       }
     }, period);
     lane.sweeper.unref();
   }
 
-  #pump(id: string, lane: Lane): void {
-    const limit = Math.max(1, Math.min(this.#options.maxBatchSize, Math.floor(this.#options.maxBatchCostMs / itemCostMs(lane.key.keyType))));
+  /** Items per Vault call for a key: bounded by count and by the Vault time the batch is expected to cost. */
+  #batchLimit(key: LaneKey): number {
+    return Math.max(1, Math.min(this.#options.maxBatchSize, Math.floor(this.#options.maxBatchCostMs / itemCostMs(key.keyType))));
+  }
+
+  #pump(lane: Lane): void {
+    const limit = this.#batchLimit(lane.key);
     while (lane.inFlight < this.#options.maxInFlight && lane.queue.length > 0) {
-      const batch = lane.queue.splice(0, limit);
+      // Shed, before sending, the waiters whose remaining time cannot cover what a Vault call takes now: sending
+      // them would only abort the call at their deadline, which reads as Vault's silence and opens the circuit.
+      const now = performance.now();
+      const expected = this.#latencyMs.get(lane.key.name) ?? 0;
+      let batch: Waiting[] = [];
+      while (batch.length < limit && lane.queue.length > 0) {
+        const w = lane.queue.shift()!;
+        if (w.deadline - now < expected * SAFETY) {
+          w.reject(overloaded(`this sign waited ${Math.round(this.#options.maxWaitMs - (w.deadline - now))} ms in Signet's queue and Vault now takes about ${Math.round(expected)} ms, past sign_timeout`));
+        } else {
+          batch.push(w);
+        }
+      }
+      if (batch.length === 0) break;
       lane.inFlight++;
       this.#observe(lane.key.name, batch.length);
+      const deadline = batch.reduce((latest, w) => Math.max(latest, w.deadline), 0);
+      const started = now;
+      // Callers whose deadline comes before Vault answers get their 503 at that deadline; the call goes on.
+      const timer = this.#armDeadlines(lane, batch);
       // Promise.try: a send that throws synchronously rejects its batch instead of leaving inFlight counted.
-      const deadline = batch.reduce((earliest, w) => Math.min(earliest, w.deadline), Infinity);
       Promise.try(this.#send, lane.key, batch.map((w) => w.input), deadline).then(
-        (results) => batch.forEach((w, i) => {
-          const result = results[i];
-          // Every waiter settles, even if the answer is short: a missing item must not wait forever.
-          if (!result) w.reject(new SignetError(502, 'vault_item', 'Vault answered the batch without a result for this item'));
-          else if ('signature' in result) w.resolve(result.signature);
-          else w.reject(itemError(result.error));
-        }),
+        (results) => {
+          const took = performance.now() - started;
+          const previous = this.#latencyMs.get(lane.key.name);
+          this.#latencyMs.set(lane.key.name, previous === undefined ? took : previous * 0.8 + took * 0.2);
+          batch.forEach((w, i) => {
+            const result = results[i];
+            // Every waiter settles, even if the answer is short: a missing item must not wait forever.
+            if (!result) w.reject(new SignetError(502, 'vault_item', 'Vault answered the batch without a result for this item'));
+            else if ('signature' in result) w.resolve(result.signature);
+            else w.reject(itemError(result.error));
+          });
+        },
         (error: Error) => batch.forEach((w) => w.reject(error)),
       ).finally(() => {
+        clearTimeout(timer.handle);
+        batch = [];
         lane.inFlight--;
-        if (lane.queue.length > 0) this.#pump(id, lane);
-        else if (lane.inFlight === 0) this.#lanes.delete(id);
+        if (lane.queue.length > 0) this.#pump(lane);
+        else this.#retire(lane);
       });
     }
+    this.#retire(lane);
+  }
+
+  /** Answers each in-flight waiter at its own deadline with a 503, earliest first, without touching the call. */
+  #armDeadlines(lane: Lane, batch: Waiting[]): { handle?: NodeJS.Timeout } {
+    const timer: { handle?: NodeJS.Timeout } = {};
+    const arm = () => {
+      const open = batch.filter((w) => !w.settled);
+      if (open.length === 0) return;
+      const next = open.reduce((earliest, w) => Math.min(earliest, w.deadline), Infinity);
+      timer.handle = setTimeout(() => {
+        const now = performance.now();
+        const error = new VaultUnavailableError('sign', `Vault did not answer a sign for key "${lane.key.name}" within sign_timeout`, 1, 'unreachable');
+        for (const w of open) if (w.deadline <= now + 1) w.reject(error);
+        arm();
+      }, Math.max(0, next - performance.now()));
+      timer.handle.unref();
+    };
+    arm();
+    return timer;
   }
 }

@@ -2,13 +2,14 @@
 // the schedule's active version explicitly, and the signature's vault:vN: prefix must match it.
 
 import { randomBytes } from 'node:crypto';
-import { InvalidRequestError, SignetError, UnknownKeyError, VaultUnavailableError } from '../errors.ts';
+import { ClaimPolicyError, InvalidRequestError, SignetError, UnknownKeyError, VaultUnavailableError } from '../errors.ts';
 import { parseDuration } from '../duration.ts';
 import { DEFAULT_CLAIM_LIMITS, issueClaims, type ClaimLimits, type ClaimsPolicy } from '../jwt/claims.ts';
 import type { KeyConfig } from '../config.ts';
 import { encodeHeader, encodePayload, jwsSignatureFromVault, transitInput } from '../jwt/jws.ts';
 import type { Keyring } from '../keys/keyring.ts';
 import type { SignBatcher } from './batcher.ts';
+import { lowS } from '../jwt/signature.ts';
 
 export interface SignRequest {
   claims: Record<string, unknown>;
@@ -40,13 +41,16 @@ function newJti(): string {
   return jti;
 }
 
+/** A key's claims policy and the `typ` values it signs. */
+type KeyPolicy = ClaimsPolicy & { allowedTyp: readonly string[] };
+
 export class Signer {
   readonly #keyring: Keyring;
   readonly #batcher: SignBatcher;
   readonly #headers = new Map<string, string>();
   readonly #refreshKeys: () => Promise<void>;
   /** The claims policy of each configured key, built once (not per request). */
-  readonly #policies: ReadonlyMap<string, ClaimsPolicy>;
+  readonly #policies: ReadonlyMap<string, KeyPolicy>;
 
   /** `refreshKeys` re-reads key state from Vault (shared with the periodic refresh). */
   constructor(
@@ -61,10 +65,12 @@ export class Signer {
       audiences: k.audiences,
       audiencePattern: k.audiencePattern,
       subjectPattern: k.subjectPattern,
+      requireAudience: k.requireAudience,
       defaultTtl: k.defaultTtl,
       maxTtl: k.maxTtl,
       callerMaySet: new Set(k.callerClaims),
       limits,
+      allowedTyp: k.allowedTyp,
     }]));
   }
 
@@ -85,7 +91,7 @@ export class Signer {
     }
   }
 
-  async #signOnce(name: string, policy: ClaimsPolicy, request: SignRequest): Promise<SignResult> {
+  async #signOnce(name: string, policy: KeyPolicy, request: SignRequest): Promise<SignResult> {
     const nowMs = Date.now();
     const now = Math.floor(nowMs / 1000);
     const view = this.#keyring.view(name, nowMs / 1000);
@@ -100,7 +106,10 @@ export class Signer {
     const issued = issueClaims({ claims: request.claims, ttl }, policy, now, newJti);
 
     const { signing, alg } = view;
-    const typ = request.headers?.typ ?? 'JWT';
+    const typ = request.headers?.typ ?? policy.allowedTyp[0]!;
+    if (!policy.allowedTyp.includes(typ)) {
+      throw new ClaimPolicyError(`header typ: not one of this key's allowed_typ (${policy.allowedTyp.join(', ')})`);
+    }
     const headerId = `${signing.kid}\0${alg}\0${typ}`;
     let header = this.#headers.get(headerId);
     if (header === undefined) {
@@ -113,7 +122,9 @@ export class Signer {
       { name, version: signing.version, keyType: view.type, spec: view.spec },
       transitInput(signingInput),
     );
-    const signature = jwsSignatureFromVault(vaultSignature, signing.version);
+    let signature = jwsSignatureFromVault(vaultSignature, signing.version);
+    // One spelling per token: ECDSA signatures go out in their low-S form (/v1/verify refuses the other).
+    if (view.spec.lowS) signature = lowS(alg, Buffer.from(signature, 'base64url')).toString('base64url');
     return {
       token: `${signingInput}.${signature}`,
       kid: signing.kid,

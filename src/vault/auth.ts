@@ -39,27 +39,51 @@ function readSecretFile(path: string, what: string): string {
   return text;
 }
 
+/**
+ * What a 403 meant, once auth has looked: `replaced` (the token was gone and a new one is in use: try again),
+ * `valid` (the token is fine: a policy refused that one path), `failed` (no working token now).
+ */
+export type RefusalVerdict = 'replaced' | 'valid' | 'failed';
+
+/** How long a "the token is valid" answer stands before another 403 makes auth look again, ms. */
+const VALID_VERDICT_MS = 500;
+
+/**
+ * The token's life as one state machine with at most one Vault call of its own in flight at a time (a login or
+ * lookup, a renewal, or the check that follows a 403), shared by every caller:
+ * - a 403 first checks the token (lookup-self) and logs in only when Vault says it is gone; a 403 for a token
+ *   already replaced, or one during a login or check, joins what is under way instead of starting another;
+ * - one timer holds the next step (renewal, or a retry after backoff); a login supersedes it and sets the next;
+ * - `authenticated` is false from the moment Vault says the token is gone (or its TTL ran out) until a new one works.
+ */
 export class VaultAuth implements TokenSource {
   readonly #config: AuthConfig;
   readonly #control: VaultControl;
   readonly #log: Logger;
   readonly #events: AuthEvents;
   #token = '';
+  #generation = 0;
   #authenticated = false;
   #ttlSeconds: number | undefined;
   #ttlAt = 0;
   #timer: NodeJS.Timeout | undefined;
   #attempt = 0;
   #stopped = false;
-  #reauthPending = false;
+  #login: Promise<void> | undefined;
+  #loginAgain = false;
+  #check: Promise<RefusalVerdict> | undefined;
+  #renewing = false;
+  /** The last check's verdict for a generation, so a burst of 403s costs one lookup. */
+  #verdict: { generation: number; verdict: RefusalVerdict; at: number } | undefined;
   #waiters: Array<(ok: boolean) => void> = [];
-  #generation = 0;
 
   constructor(config: AuthConfig, control: VaultControl, log: Logger, events: AuthEvents = {}) {
     this.#config = config;
     this.#control = control;
     this.#log = log.child({ component: 'vault-auth', method: config.method });
     this.#events = events;
+    // A 403 on a control-plane call (key read, lookup) is news about the token too.
+    control.onRefused = (token) => this.rejected(token);
   }
 
   current(): string {
@@ -70,12 +94,22 @@ export class VaultAuth implements TokenSource {
     const left = this.#ttlSeconds === undefined ? undefined
       : this.#ttlSeconds === Infinity ? Infinity
         : Math.max(0, this.#ttlSeconds - (Date.now() - this.#ttlAt) / 1000);
-    return { authenticated: this.#authenticated, ttlSeconds: left, method: this.#config.method };
+    return { authenticated: this.#authenticated && left !== 0, ttlSeconds: left, method: this.#config.method };
   }
 
   /** Whether this method can obtain a new token by itself (a login method, or a token file that may change). */
   get canReauthenticate(): boolean {
     return this.#config.method !== 'token' || this.#config.tokenFile !== undefined;
+  }
+
+  /** Changes whenever the token does: a call made under an older generation used a token already replaced. */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  /** Whether a login (or token read) is under way. */
+  get loggingIn(): boolean {
+    return this.#login !== undefined;
   }
 
   /** Resolves true at the next successful authentication, false if none happens within `timeoutMs`. */
@@ -93,13 +127,22 @@ export class VaultAuth implements TokenSource {
     });
   }
 
-  /** Vault answered 403 to a call made with the current token: check it (and log in again) soon. */
+  /** Vault answered 403 to a call made with `token`: find out why (and log in again if the token is gone). */
   rejected(token: string): void {
-    // Calls still in flight with an older token answer 403 after a new login: they must not start another.
-    if (this.#stopped || this.#reauthPending || token !== this.#token) return;
-    this.#reauthPending = true;
-    this.#authenticated = false;
-    this.#schedule(0, 'Vault refused the token');
+    void this.#checkToken(token);
+  }
+
+  /** After a 403 to a call made with `token`: what it meant, within `timeoutMs` ('failed' if not known by then). */
+  async afterRefusal(token: string, timeoutMs: number): Promise<RefusalVerdict> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<RefusalVerdict>((resolve) => {
+      timer = setTimeout(() => resolve('failed'), Math.max(0, timeoutMs));
+    });
+    try {
+      return await Promise.race([this.#checkToken(token), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** First authentication. Resolves either way: on failure, retries continue in the background. */
@@ -108,7 +151,9 @@ export class VaultAuth implements TokenSource {
       // Vault Agent rewrites its sink file when it renews or re-authenticates; pick the new token up.
       watchFile(this.#config.tokenFile, { interval: 1000, persistent: false }, () => {
         this.#log.info({ event: 'token_file_changed' }, 'token file changed; re-reading it');
-        this.#schedule(0, 'token file changed');
+        // A change during a read must be read again after it: the read may have seen the old content.
+        if (this.#login) this.#loginAgain = true;
+        else void this.#authenticate();
       });
     }
     await this.#authenticate();
@@ -116,17 +161,22 @@ export class VaultAuth implements TokenSource {
 
   stop(): void {
     this.#stopped = true;
-    if (this.#timer) clearTimeout(this.#timer);
+    this.#clearTimer();
     if (this.#config.method === 'token' && this.#config.tokenFile) unwatchFile(this.#config.tokenFile);
+    for (const resolve of this.#waiters.splice(0)) resolve(false);
   }
 
-  #schedule(delayMs: number, reason: string): void {
-    if (this.#stopped) return;
+  #clearTimer(): void {
     if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #schedule(delayMs: number, step: () => Promise<unknown>): void {
+    if (this.#stopped) return;
+    this.#clearTimer();
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
-      this.#log.debug({ reason }, 'running auth step');
-      void this.#authenticate();
+      void step();
     }, delayMs);
     this.#timer.unref();
   }
@@ -137,14 +187,75 @@ export class VaultAuth implements TokenSource {
     this.#control.setToken(token);
   }
 
-  /** Changes whenever the token does: a call made under an older generation used a token already replaced. */
-  get generation(): number {
-    return this.#generation;
+  #checkToken(token: string): Promise<RefusalVerdict> {
+    if (this.#stopped) return Promise.resolve('failed');
+    if (token !== this.#token) return Promise.resolve('replaced');
+    // A login is under way: it decides.
+    if (this.#login) return this.#login.then(() => this.#verdictAfterLogin(token));
+    if (this.#check) return this.#check;
+    const generation = this.#generation;
+    const last = this.#verdict?.generation === generation ? this.#verdict : undefined;
+    if (last?.verdict === 'valid' && Date.now() - last.at < VALID_VERDICT_MS) return Promise.resolve('valid');
+    // Known gone, and a retry is already scheduled with backoff: do not hammer Vault with lookups.
+    if (last?.verdict === 'failed' && this.#timer) return Promise.resolve('failed');
+    this.#check = this.#lookupAfterRefusal(token, generation).finally(() => {
+      this.#check = undefined;
+    });
+    return this.#check;
   }
 
-  /** Gets a token (from the environment, a file or a login) and looks it up; on failure, retries with backoff. */
-  async #authenticate(): Promise<void> {
-    this.#reauthPending = false;
+  #verdictAfterLogin(token: string): RefusalVerdict {
+    return this.#token !== token && this.status().authenticated ? 'replaced' : this.#token === token && this.status().authenticated ? 'valid' : 'failed';
+  }
+
+  async #lookupAfterRefusal(token: string, generation: number): Promise<RefusalVerdict> {
+    const record = (verdict: RefusalVerdict): RefusalVerdict => {
+      this.#verdict = { generation, verdict, at: Date.now() };
+      return verdict;
+    };
+    try {
+      await this.#control.read('token_lookup', 'auth/token/lookup-self');
+      if (this.#generation !== generation) return 'replaced';
+      this.#log.warn({ event: 'permission_denied' }, 'Vault refused a call with 403 although Signet\'s token is valid: its policy lacks that path (see vault-policy.hcl); not logging in again');
+      return record('valid');
+    } catch (error) {
+      if (this.#generation !== generation) return 'replaced';
+      if (!(error instanceof VaultUnavailableError && error.reason === 'refused')) {
+        // Vault did not answer the lookup: nothing is known about the token; the sign path's own errors decide.
+        return 'failed';
+      }
+      this.#authenticated = false;
+      this.#log.warn({ event: 'token_rejected' }, this.canReauthenticate
+        ? 'Vault no longer accepts Signet\'s token (revoked or expired); logging in again'
+        : 'Vault no longer accepts Signet\'s token (revoked or expired) and the token method cannot get a new one: give Signet a new token (token_file) and restart');
+      this.#events.onFailure?.(this.#config.method, 'refused');
+      if (!this.canReauthenticate) {
+        record('failed');
+        this.#retryLater(() => this.#authenticate());
+        return 'failed';
+      }
+      await this.#authenticate();
+      return record(this.#token !== token && this.status().authenticated ? 'replaced' : 'failed');
+    }
+  }
+
+  /** Gets a token (from the environment, a file or a login) and looks it up. One at a time; callers share it. */
+  #authenticate(): Promise<void> {
+    if (this.#stopped) return Promise.resolve();
+    if (this.#login) return this.#login;
+    // The next step is decided when this one ends (renewal on success, a retry with backoff on failure).
+    this.#clearTimer();
+    this.#login = this.#obtainToken().finally(() => {
+      this.#login = undefined;
+      if (this.#loginAgain) {
+        this.#loginAgain = false;
+        void this.#authenticate();
+      }
+    });
+    return this.#login;
+  }
+
+  async #obtainToken(): Promise<void> {
     try {
       const config = this.#config;
       let ttl: number;
@@ -172,62 +283,73 @@ export class VaultAuth implements TokenSource {
       this.#onToken(ttl, renewable);
       this.#log.info({ event: 'authenticated', ttl_seconds: ttl === 0 ? 'none' : ttl, renewable }, 'authenticated to Vault');
     } catch (error) {
-      this.#fail(error);
+      this.#fail(error, () => this.#authenticate());
     }
   }
 
   #onToken(ttl: number, renewable: boolean): void {
     this.#authenticated = true;
-    const waiters = this.#waiters;
-    this.#waiters = [];
-    for (const resolve of waiters) resolve(true);
+    this.#verdict = undefined;
+    for (const resolve of this.#waiters.splice(0)) resolve(true);
     this.#attempt = 0;
     this.#ttlSeconds = ttl === 0 ? Infinity : ttl;
     this.#ttlAt = Date.now();
     if (ttl > 0) {
       // Renew at two thirds of the TTL, leaving a third for retries if Vault is briefly away.
       const delay = Math.max(1000, (ttl * 1000 * 2) / 3);
-      if (renewable) this.#scheduleRenewal(delay, ttl);
-      else this.#schedule(delay, 'token is not renewable; logging in again before it expires');
+      if (renewable) this.#schedule(delay, () => this.#renew(ttl));
+      else this.#schedule(delay, () => this.#authenticate());
     }
   }
 
-  #scheduleRenewal(delayMs: number, previousTtl: number): void {
-    if (this.#stopped) return;
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => void this.#renew(previousTtl), delayMs);
-    this.#timer.unref();
-  }
-
   async #renew(previousTtl: number): Promise<void> {
+    if (this.#login || this.#renewing || this.#stopped) return;
+    this.#renewing = true;
+    const generation = this.#generation;
     try {
       const answer = await this.#control.write('token_renew', 'auth/token/renew-self', {});
+      // A login that finished meanwhile owns the token (and the timer) now.
+      if (this.#generation !== generation || this.#login) return;
       const auth = answer.auth as { lease_duration?: unknown; renewable?: unknown } | undefined;
       const ttl = Number(auth?.lease_duration ?? 0);
       this.#log.info({ event: 'renewed', ttl_seconds: ttl }, 'renewed the Vault token');
       if (ttl < previousTtl / 2 && this.#config.method !== 'token') {
         // The token is near its max TTL: renewal no longer extends it, so log in again now, while it still works.
         this.#log.info({ event: 'max_ttl', ttl_seconds: ttl }, 'the Vault token is near its max TTL; logging in again');
-        await this.#authenticate();
+        this.#onToken(ttl, false);
+        void this.#authenticate();
         return;
       }
       this.#onToken(ttl, auth?.renewable === true);
     } catch (error) {
-      this.#fail(error);
+      if (this.#generation !== generation || this.#login) return;
+      // Refused: the check that this 403 started decides. Unreachable: renew again after backoff while the token
+      // may still live, else log in (or read the token) again.
+      if (error instanceof VaultUnavailableError && error.reason === 'refused') {
+        this.#events.onFailure?.(this.#config.method, 'refused');
+        return;
+      }
+      this.#fail(error, () => (this.status().ttlSeconds === 0 ? this.#authenticate() : this.#renew(previousTtl)));
+    } finally {
+      this.#renewing = false;
     }
   }
 
-  #fail(error: unknown): void {
+  #retryLater(step: () => Promise<unknown>): number {
+    const delay = backoffMs(this.#attempt++);
+    this.#schedule(delay, step);
+    return delay;
+  }
+
+  #fail(error: unknown, retry: () => Promise<unknown>): void {
     const reason = error instanceof Error ? error.message : 'unknown error';
     // Refused: Vault would not take the token (403) or the login's credentials (400, e.g. a wrong secret_id).
     const refused = (error instanceof VaultUnavailableError && error.reason === 'refused')
-      || (error instanceof VaultResponseError && error.vaultStatus === 400);
+      || (error instanceof VaultResponseError && error.vaultStatus === 400)
+      || (error instanceof SignetError && error.code === 'auth');
     if (refused) this.#authenticated = false;
-    const expired = this.#ttlSeconds !== undefined && this.status().ttlSeconds === 0;
-    if (expired) this.#authenticated = false;
     this.#events.onFailure?.(this.#config.method, refused ? 'refused' : 'unreachable');
-    const delay = backoffMs(this.#attempt++);
+    const delay = this.#retryLater(retry);
     this.#log.warn({ event: 'auth_failed', retry_in_ms: delay, err: reason }, 'Vault authentication failed; retrying');
-    this.#schedule(delay, 'retry after failure');
   }
 }

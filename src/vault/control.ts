@@ -21,6 +21,8 @@ export class VaultControl {
   readonly #loginClient: nodeVault.client;
   readonly #observe: VaultCallObserver;
   readonly #httpAgent: http.Agent;
+  /** Told of a 403 to a call made with Signet's token (not to a login): the token may be gone. */
+  onRefused: (token: string) => void = () => {};
 
   constructor(config: VaultConfig, options: { observe?: VaultCallObserver } = {}) {
     this.address = config.address;
@@ -58,7 +60,7 @@ export class VaultControl {
     this.#client.token = token;
   }
 
-  async #call(operation: string, run: () => Promise<Body>): Promise<Body> {
+  async #call(operation: string, run: () => Promise<Body>, token?: string): Promise<Body> {
     const started = performance.now();
     try {
       const body = await run();
@@ -70,6 +72,7 @@ export class VaultControl {
       if (response && typeof response.statusCode === 'number') {
         this.#observe(operation, seconds, response.statusCode >= 500 ? 'unreachable' : 'error');
         const errors = Array.isArray(response.body?.errors) ? (response.body.errors as unknown[]).map(String) : [];
+        if (response.statusCode === 403 && token) this.onRefused(token);
         throw fromVaultStatus(operation, response.statusCode, errors);
       }
       this.#observe(operation, seconds, 'unreachable');
@@ -78,11 +81,11 @@ export class VaultControl {
   }
 
   read(operation: string, path: string): Promise<Body> {
-    return this.#call(operation, () => this.#client.read(path));
+    return this.#call(operation, () => this.#client.read(path), this.#client.token);
   }
 
   write(operation: string, path: string, data: Record<string, unknown>): Promise<Body> {
-    return this.#call(operation, () => this.#client.write(path, data));
+    return this.#call(operation, () => this.#client.write(path, data), this.#client.token);
   }
 
   /** A write with no token at all (a login): the current token is neither sent nor cleared while it runs. */

@@ -28,7 +28,22 @@ export interface VaultHttpOptions {
 }
 
 /** What Vault's /sys/health says, by status code (with standbyok and perfstandbyok). */
-export type VaultHealth = 'active' | 'standby' | 'sealed' | 'uninitialized' | 'unreachable';
+export type VaultHealth = 'active' | 'standby' | 'dr_secondary' | 'sealed' | 'uninitialized' | 'unreachable';
+
+/**
+ * /sys/health's status codes (standbyok and perfstandbyok ask standbys for 200, but each code is mapped anyway):
+ * 429 is an unsealed standby and 473 a performance standby, both of which serve or forward requests; 472 is a
+ * disaster-recovery secondary, which serves no Transit request; 501 not initialised; 503 sealed.
+ */
+export function healthFromStatus(status: number): VaultHealth {
+  switch (status) {
+    case 200: return 'active';
+    case 429: case 473: return 'standby';
+    case 472: return 'dr_secondary';
+    case 501: return 'uninitialized';
+    default: return 'sealed';
+  }
+}
 
 export class VaultHttp {
   readonly address: string;
@@ -117,12 +132,7 @@ export class VaultHttp {
       });
       await response.body.dump();
       this.#observe('health', (performance.now() - started) / 1000, 'ok');
-      switch (response.statusCode) {
-        case 200: case 429: return 'active';
-        case 472: case 473: return 'standby';
-        case 501: return 'uninitialized';
-        default: return 'sealed';
-      }
+      return healthFromStatus(response.statusCode);
     } catch {
       this.#observe('health', (performance.now() - started) / 1000, 'unreachable');
       return 'unreachable';

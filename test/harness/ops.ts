@@ -26,7 +26,7 @@ export function policyRules(hcl: string): Map<string, string[]> {
   return rules;
 }
 
-/** Every metric name Signet exports: its own and prom-client's default signet_process_* ones, by type. */
+/** Every metric name Signet exports: its own and prom-client's default signet_process_* and signet_nodejs_* ones, by type. */
 export async function exportedMetrics(): Promise<Map<string, string>> {
   const metrics = createMetrics();
   const json = await metrics.registry.getMetricsAsJSON();

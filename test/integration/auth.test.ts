@@ -162,7 +162,7 @@ describe('Vault auth methods and token lifecycle', () => {
 
   test('a revoked static VAULT_TOKEN: readiness false, signs 503 with a message that says what to do', async () => {
     const token = ((await vault.api('POST', 'auth/token/create', { policies: ['signet'], ttl: '1h' })).auth as { client_token: string }).client_token;
-    const signet = await startSignet(vault, [{ name: 'app' }], { env: { VAULT_TOKEN: token } });
+    const signet = await startSignet(vault, [{ name: 'app' }], { env: { VAULT_TOKEN: token }, config: { readiness: { vault_outage_tolerance: '0s' } } });
     try {
       await signet.ready(10_000);
       await vault.api('POST', 'auth/token/revoke', { token });

@@ -39,7 +39,7 @@ describe('sign and verify every algorithm against a real Vault', () => {
   before(async () => {
     vault = await startVault();
     for (const key of KEYS) await vault.createKey(key.name, key.type);
-    signet = await startSignet(vault, KEYS.map((k) => ({ name: k.name, alg: k.alg, audiences: ['api', 'other'] })), {
+    signet = await startSignet(vault, KEYS.map((k) => ({ name: k.name, alg: k.alg, audiences: ['api', 'other'], allowed_typ: ['JWT', 'at+jwt'] })), {
       config: { refresh_interval: '1s', jwks: { max_age: '5s' }, clock_skew: '5s', default_key: 'es256' },
     });
     await signet.ready(30_000);
@@ -116,7 +116,7 @@ describe('sign and verify every algorithm against a real Vault', () => {
   }
 
   test('POST /v1/sign uses the default key, and headers.typ is honoured', async () => {
-    const signed = await signet.post('/v1/sign', { claims: { sub: 'x' }, headers: { typ: 'at+jwt' } });
+    const signed = await signet.post('/v1/sign', { claims: { sub: 'x', aud: 'api' }, headers: { typ: 'at+jwt' } });
     assert.equal(signed.status, 200);
     assert.equal(signed.body.key, 'es256');
     assert.equal(decodeProtectedHeader(signed.body.token).typ, 'at+jwt');
@@ -149,7 +149,7 @@ describe('sign and verify every algorithm against a real Vault', () => {
   });
 
   test('after transit rotate, the new kid is published within refresh_interval and old tokens still verify', async () => {
-    const before = (await signet.post('/v1/sign/es256', { claims: { sub: 'before' } })).body;
+    const before = (await signet.post('/v1/sign/es256', { claims: { sub: 'before', aud: 'api' } })).body;
     await vault.rotate('es256');
     const jwks = await eventually(async () => {
       const body = (await signet.get('/.well-known/jwks.json')).body as { keys: JWK[] };

@@ -4,12 +4,13 @@
 // only the defence under test stands between the token and a 200.
 
 import assert from 'node:assert/strict';
-import { createPublicKey, verify as cryptoVerify } from 'node:crypto';
+import { createPublicKey, verify as cryptoVerify, type webcrypto } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import {
   calculateJwkThumbprint, CompactEncrypt, CompactSign, exportJWK, exportSPKI, generateKeyPair, importJWK, compactVerify, SignJWT, type JWK,
 } from 'jose';
 import { algSpec, type JwsAlg } from '../../src/jwt/algorithms.ts';
+import { lowS } from '../../src/jwt/signature.ts';
 import { eventually, startSignet, type TestSignet } from '../harness/signet.ts';
 import { startVault, type TestVault } from '../harness/vault.ts';
 
@@ -30,7 +31,11 @@ async function vaultSigned(vault: TestVault, key: string, signAs: JwsAlg, header
     return `${signingInput}.${Buffer.from(hmac, 'base64').toString('base64url')}`;
   }
   const answer = await vault.api('POST', `transit/sign/${key}${spec.hash ? `/${spec.hash}` : ''}`, { input, key_version: version, ...spec.signParams });
-  return `${signingInput}.${(answer.data as { signature: string }).signature.replace(/^vault:v\d+:/, '')}`;
+  const signature = Buffer.from((answer.data as { signature: string }).signature.replace(/^vault:v\d+:/, ''), 'base64url');
+  // As Signet does: ECDSA signatures in their low-S form (by the key's curve, which the length gives), so that a
+  // refusal below is the defence under test, not the high-S rule.
+  const curveAlg = ({ 64: 'ES256', 96: 'ES384', 132: 'ES512' } as Record<number, JwsAlg>)[signature.length];
+  return `${signingInput}.${(signAs.startsWith('ES') && curveAlg ? lowS(curveAlg, signature) : signature).toString('base64url')}`;
 }
 
 describe('hostile tokens at /v1/verify', () => {
@@ -38,7 +43,7 @@ describe('hostile tokens at /v1/verify', () => {
   let signet: TestSignet;
   const kid: Record<string, string> = {};
   let jwks: { keys: JWK[] };
-  let attacker: { privateKey: CryptoKey; publicKey: CryptoKey };
+  let attacker: { privateKey: webcrypto.CryptoKey; publicKey: webcrypto.CryptoKey };
   const claims = () => ({ iss: ISSUER, sub: 'victim', aud: 'api', iat: now(), nbf: now(), exp: now() + 300 });
 
   async function verify(token: string, extra: Record<string, unknown> = {}) {
@@ -227,7 +232,7 @@ describe('hostile tokens at /v1/verify', () => {
 
   test(`time claims with the configured clock skew (${SKEW}s): expired and not-yet-valid refused, within the skew accepted`, async () => {
     const sign = (payload: Record<string, unknown>) => vaultSigned(vault, 'es256', 'ES256', { alg: 'ES256', kid: kid.es256 }, payload);
-    const base = { iss: ISSUER, sub: 'victim' };
+    const base = { iss: ISSUER, sub: 'victim', aud: 'api' };
     await refused(await sign({ ...base, exp: now() - SKEW - 10 }), 'claim exp: the token has expired');
     assert.equal((await verify(await sign({ ...base, exp: now() - SKEW + 10 }))).status, 200, 'expired, but within the skew');
     await refused(await sign({ ...base, exp: now() + 60, nbf: now() + SKEW + 10 }), 'claim nbf: the token is not valid yet');
@@ -280,7 +285,7 @@ describe('hostile tokens at /v1/verify', () => {
 describe('unknown kids: one rate-limited refresh, not a Vault read per token', () => {
   let vault: TestVault;
   let signet: TestSignet;
-  let attacker: CryptoKey;
+  let attacker: webcrypto.CryptoKey;
 
   before(async () => {
     vault = await startVault();

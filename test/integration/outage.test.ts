@@ -47,7 +47,8 @@ describe('Vault outages under traffic (file-backed Vault)', () => {
     vault = await startVault('file');
     await vault.createKey('app', 'ecdsa-p256');
     signet = await startSignet(vault, [{ name: 'app' }], {
-      config: { refresh_interval: '1s', vault: { address: vault.address, sign_timeout: '1s', timeout: '1s' } },
+      // Tolerance 0: readiness follows Vault at once here (its default tolerance is tested in hardening.test.ts).
+      config: { refresh_interval: '1s', vault: { address: vault.address, sign_timeout: '1s', timeout: '1s' }, readiness: { vault_outage_tolerance: '0s' } },
       healthIntervalMs: 250,
     });
     await signet.ready(15_000);
@@ -136,7 +137,7 @@ describe('load shedding', () => {
           return { status: r.status, ms: Date.now() - at, error: r.body?.errors?.[0] as string | undefined };
         }));
         vault.resume();
-        const shed = answers.filter((a) => a.error?.includes('sign queue for key "app" is full'));
+        const shed = answers.filter((a) => a.error?.includes('the sign queue of key "app" is full'));
         assert.equal(shed.length, 40 - 1 - 8, 'one in flight, eight queued, the rest shed');
         for (const a of shed) {
           assert.equal(a.status, 503);

@@ -146,7 +146,10 @@ describe('property: sign request bodies', () => {
         for (const name of REGISTERED) assert.ok(!Object.hasOwn(sent, name), `a key without caller_claims signed a caller's ${name}`);
         assert.equal(payload.iss, ISSUER);
       }
-      if (key === 'app' && payload.aud !== undefined) {
+      // The default allowed_typ is [JWT]: no other typ is ever signed.
+      assert.equal(JSON.parse(Buffer.from(token.split('.')[0], 'base64url').toString()).typ, 'JWT');
+      if (key === 'app') {
+        assert.ok(payload.aud !== undefined, 'a key with an audience allow-list never signs a token without aud');
         for (const aud of [payload.aud].flat()) assert.ok(['api', 'web'].includes(aud as string), 'aud within the allow-list');
       }
     }), { numRuns: RUNS });
@@ -155,7 +158,7 @@ describe('property: sign request bodies', () => {
 
   test('afterwards the server still answers and signs', async () => {
     assert.equal((await signet.get('/healthz')).status, 200);
-    const signed = await signet.post('/v1/sign', { claims: { sub: 'after' } });
+    const signed = await signet.post('/v1/sign', { claims: { sub: 'after', aud: 'api' } });
     assert.equal(signed.status, 200, JSON.stringify(signed.body));
     assert.equal((await signet.post('/v1/verify', { token: signed.body.token })).status, 200);
   });

@@ -57,7 +57,8 @@ describe('secrets never reach logs, /metrics or /v1/keys', () => {
     const dir = mkdtempSync(join(tmpdir(), 'signet-secrets-'));
     writeFileSync(join(dir, 'vault-token'), `${vaultToken}\n`, { mode: 0o600 });
     writeFileSync(join(dir, 'callers'), `app:${CALLER_TOKEN}\nother:${OTHER_CALLER_TOKEN}\n`, { mode: 0o600 });
-    signet = await startSignet(vault, KEYS.map((k) => ({ name: k.name, alg: k.alg, audiences: ['api'] })), {
+    // require_audience off: the refusal paths below are about secrets, not about the missing-aud rule.
+    signet = await startSignet(vault, KEYS.map((k) => ({ name: k.name, alg: k.alg, audiences: ['api'], require_audience: false })), {
       config: {
         log_level: 'debug',
         refresh_interval: '1s',

@@ -343,3 +343,84 @@ describe('SignBatcher: batching disabled', () => {
     assert.deepEqual(given, copy);
   });
 });
+
+describe('SignBatcher: lanes and shared bounds (hardening)', () => {
+  test('a drained lane never deletes a newer lane that took its id (fake timers: the old sweeper ticks late)', async (t) => {
+    t.mock.timers.enable({ apis: ['setInterval', 'setTimeout'] });
+    const vault = fakeVault();
+    const batcher = new SignBatcher(options({ maxInFlight: 1, maxWaitMs: 60_000 }), vault.send);
+    // Lane 1: one call out, one waiting (its sweeper starts), then both answered: the lane drains.
+    const a1 = batcher.sign(lane(), 'a1');
+    const a2 = batcher.sign(lane(), 'a2');
+    await vault.calls[0]!.ok();
+    await vault.calls[1]!.ok();
+    assert.deepEqual(await Promise.all([a1, a2]), ['vault:v1:sig(a1)', 'vault:v1:sig(a2)']);
+    // Lane 2 under the same (key, version): one call out, one waiting.
+    const b1 = track(batcher.sign(lane(), 'b1'));
+    const b2 = track(batcher.sign(lane(), 'b2'));
+    assert.equal(vault.calls.length, 3);
+    // The first lane's sweeper (if still running) ticks now: it must not remove lane 2.
+    t.mock.timers.tick(200);
+    const b3 = track(batcher.sign(lane(), 'b3'));
+    assert.equal(vault.calls.length, 3, 'max_in_flight 1 holds: b3 waits behind b1 instead of opening a second call');
+    assert.equal(batcher.queued('k'), 2, 'b2 and b3 are counted as waiting');
+    assert.equal(batcher.inFlight('k'), 1);
+    await vault.calls[2]!.ok();
+    assert.equal(vault.calls.length, 4);
+    assert.deepEqual(vault.calls[3]!.inputs, ['b2', 'b3'], 'the waiting signs leave together in one batch');
+    await vault.calls[3]!.ok();
+    assert.equal(b1.value, 'vault:v1:sig(b1)');
+    assert.equal(b2.value, 'vault:v1:sig(b2)');
+    assert.equal(b3.value, 'vault:v1:sig(b3)');
+    assert.equal(batcher.queued('k'), 0);
+    assert.equal(batcher.pendingBytes(), 0, 'every settled sign released its bytes');
+  });
+
+  test('max_pending_bytes bounds the signs held across every key and version, and frees as they settle', async () => {
+    const vault = fakeVault();
+    const batcher = new SignBatcher(options({ maxInFlight: 1, maxPendingBytes: 10_000 }), vault.send);
+    const input = 'x'.repeat(3000);
+    const held = [
+      batcher.sign(lane('ecdsa-p256', 1, 'k1'), input),
+      batcher.sign(lane('ecdsa-p256', 2, 'k1'), input),
+      batcher.sign(lane('ecdsa-p256', 1, 'k2'), input),
+    ];
+    assert.equal(batcher.pendingBytes(), 9000);
+    await assert.rejects(batcher.sign(lane('ecdsa-p256', 1, 'k3'), input), (error: unknown) =>
+      error instanceof VaultUnavailableError && error.reason === 'overloaded' && /Signet is overloaded/.test(error.message)
+      && /batching\.max_pending_bytes/.test(error.message));
+    await vault.calls[0]!.ok();
+    await held[0];
+    assert.equal(batcher.pendingBytes(), 6000);
+    const next = batcher.sign(lane('ecdsa-p256', 1, 'k3'), input);
+    assert.equal(batcher.pendingBytes(), 9000, 'room again once a sign settled');
+    await Promise.all(vault.calls.slice(1).map((c) => c.ok()));
+    await Promise.all([...held, next]);
+    assert.equal(batcher.pendingBytes(), 0);
+  });
+
+  test('in flight, each waiter is answered at its own deadline; the Vault call is not cut short for it', async (t) => {
+    t.mock.timers.enable({ apis: ['setInterval', 'setTimeout'] });
+    const deadlines: number[] = [];
+    const vault = fakeVault();
+    const send = (l: LaneKey, inputs: string[], deadline: number) => {
+      deadlines.push(deadline);
+      return vault.send(l, inputs);
+    };
+    const batcher = new SignBatcher(options({ maxInFlight: 1, maxWaitMs: 1000 }), send);
+    const first = track(batcher.sign(lane(), 'a'));
+    const startedAt = performance.now();
+    // The call was sent with the latest deadline of its batch: sign_timeout from its arrival.
+    assert.ok(deadlines[0]! >= startedAt + 990, 'the call may run for the whole sign_timeout');
+    // A fake clock cannot move performance.now(): wait for real until the deadline has passed, then fire the timer.
+    while (performance.now() < startedAt + 1005) await new Promise((r) => setImmediate(r));
+    t.mock.timers.tick(1010);
+    await tick();
+    assert.equal(first.settled, true);
+    assert.ok(first.error instanceof VaultUnavailableError && /within sign_timeout/.test(first.error.message));
+    // Vault's late answer settles nothing twice and frees the lane.
+    await vault.calls[0]!.ok();
+    assert.equal(batcher.inFlight('k'), 0);
+    assert.equal(batcher.pendingBytes(), 0);
+  });
+});

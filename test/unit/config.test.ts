@@ -338,9 +338,9 @@ describe('buildConfig: Vault auth', () => {
 
 test('batching: on by default with 2 calls in flight; every field checked and named', () => {
   const base = { keys: [{ name: 'app', issuer: 'https://i' }] };
-  assert.deepEqual(buildConfig(base, { VAULT_TOKEN: 't' }).batching, { enabled: true, maxInFlight: 2, maxBatchSize: 64, maxQueue: 2048 });
+  assert.deepEqual(buildConfig(base, { VAULT_TOKEN: 't' }).batching, { enabled: true, maxInFlight: 2, maxBatchSize: 64, maxQueue: 2048, maxPendingBytes: 16 * 1024 * 1024 });
   assert.deepEqual(buildConfig({ ...base, batching: { enabled: false, max_in_flight: 8 } }, { VAULT_TOKEN: 't' }).batching,
-    { enabled: false, maxInFlight: 8, maxBatchSize: 64, maxQueue: 2048 });
+    { enabled: false, maxInFlight: 8, maxBatchSize: 64, maxQueue: 2048, maxPendingBytes: 16 * 1024 * 1024 });
   assert.throws(() => buildConfig({ ...base, batching: { max_in_flight: 0 } }, { VAULT_TOKEN: 't' }), /configuration: batching\.max_in_flight: must be a whole number from 1 to 256/);
   assert.throws(() => buildConfig({ ...base, batching: { enabled: 'yes' } }, { VAULT_TOKEN: 't' }), /configuration: batching\.enabled: must be true or false/);
   assert.throws(() => buildConfig({ ...base, batching: { size: 3 } }, { VAULT_TOKEN: 't' }), /configuration: batching\.size: unknown field/);

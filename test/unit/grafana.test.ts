@@ -1,5 +1,5 @@
 // deploy/grafana/signet-dashboard.json: a well-formed dashboard whose every query names only metrics Signet
-// exports (src/observability/metrics.ts, prom-client's signet_process_* included), and that shows each of Signet's
+// exports (src/observability/metrics.ts, prom-client's signet_process_* and signet_nodejs_* included), and that shows each of Signet's
 // own metrics somewhere. test/integration/prometheus.test.ts also has promtool parse every query as PromQL.
 
 import { test } from 'node:test';
@@ -59,7 +59,7 @@ test('every query names only metrics that Signet exports', async () => {
 test('each of Signet\'s own metrics appears on the dashboard', async () => {
   const exported = await exportedMetrics();
   const used = new Set(dashboardQueries().flatMap(({ expr }) => promqlMetricNames(expr)).map((n) => (isExported(n, exported) && !exported.has(n) ? n.replace(/_(bucket|sum|count)$/, '') : n)));
-  const missing = [...exported.keys()].filter((name) => !name.startsWith('signet_process_') && !used.has(name));
+  const missing = [...exported.keys()].filter((name) => !/^signet_(process|nodejs)_/.test(name) && !used.has(name));
   assert.deepEqual(missing, []);
 });
 

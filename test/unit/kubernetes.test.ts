@@ -243,7 +243,8 @@ test('the Service publishes only the public listener, for the pods, also while t
   assert.equal(signetPort(ports[0]!.targetPort), publicPort, `the Service targets ${ports[0]!.targetPort}, not Signet's public port`);
   assert.equal(ports[0]!.port, publicPort?.containerPort, 'the Service port is the public listener\'s (public_url names it)');
   assert.ok(service.spec.type === undefined || service.spec.type === 'ClusterIP', `type ${service.spec.type}`);
-  // A Vault outage makes /readyz (and the pods) not ready; the JWKS still serves the last good key state then.
+  // A Vault outage longer than readiness.vault_outage_tolerance makes /readyz (and the pods) not ready; the JWKS
+  // still serves the last good key state then.
   assert.equal(service.spec.publishNotReadyAddresses, true);
 
   // The discovery document's jwks_uri points at this Service, on this port.

@@ -129,8 +129,8 @@ describe('keyring: the alias of an imported version', () => {
       type: 'ecdsa-p256', latest_version: 1, min_decryption_version: 1, min_encryption_version: 0, imported_key: imported,
       keys: { '1': { creation_time: new Date(created * 1000).toISOString(), public_key: publicPem } },
     });
-    const material = await buildMaterial('ecdsa-p256', 'ES256', transit.versions[0]!);
-    const ring = new Keyring({ clockSkew: 60, refreshInterval: 30 }, () => {}, (c) => changes.push(c));
+    const material = await buildMaterial('app', 'ecdsa-p256', 'ES256', transit.versions[0]!);
+    const ring = new Keyring({ clockSkew: 60, refreshInterval: 30 }, () => {}, () => {}, (c) => changes.push(c));
     ring.update({ config: config.keys[0]!, alg: 'ES256', transit, materials: new Map([[1, material]]), loadedAt: Date.now() });
     return { ring, kid: material.kid };
   }

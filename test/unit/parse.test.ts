@@ -137,4 +137,10 @@ describe('decodePayload', () => {
     }
     assert.throws(() => decodePayload(seg('{')), (error: unknown) => error instanceof TokenInvalidError && /payload is not base64url-encoded JSON/.test(error.message));
   });
+
+  test('refuses invalid UTF-8 instead of reading it as U+FFFD (two byte strings must not read as the same claims)', () => {
+    const bytes = Buffer.concat([Buffer.from('{"sub":"'), Buffer.from([0xff]), Buffer.from('"}')]);
+    assert.throws(() => decodePayload(bytes.toString('base64url')), (error: unknown) => error instanceof TokenInvalidError && /payload is not base64url-encoded JSON/.test(error.message));
+    assert.deepEqual(decodePayload(Buffer.from('{"sub":"é"}').toString('base64url')), { sub: 'é' });
+  });
 });

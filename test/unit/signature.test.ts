@@ -3,7 +3,7 @@ import { constants, generateKeyPairSync, sign, type KeyObject } from 'node:crypt
 import { test } from 'node:test';
 import { CompactSign } from 'jose';
 import type { JwsAlg } from '../../src/jwt/algorithms.ts';
-import { keyFitsAlg, verifySignature } from '../../src/jwt/signature.ts';
+import { isHighS, keyFitsAlg, lowS, verifySignature } from '../../src/jwt/signature.ts';
 
 const ec = (namedCurve: string) => generateKeyPairSync('ec', { namedCurve });
 const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -23,7 +23,9 @@ for (const alg of ['EdDSA', 'Ed25519', 'ES256', 'ES384', 'ES512', 'RS256', 'RS38
   test(`${alg}: a jose-made signature verifies; a changed input or signature does not`, async () => {
     const { privateKey, publicKey } = KEYS[alg]!;
     assert.equal(keyFitsAlg(alg, publicKey), true);
-    const { input, signature } = await jws(alg, privateKey);
+    const { input, signature: made } = await jws(alg, privateKey);
+    // jose does not normalise ECDSA signatures; Signet accepts only their low-S form (tested below).
+    const signature = lowS(alg, made);
     assert.equal(verifySignature(alg, publicKey, input, signature), true);
     assert.equal(verifySignature(alg, publicKey, `${input}x`, signature), false);
     const flipped = Buffer.from(signature);
@@ -52,7 +54,7 @@ test('ECDSA: DER-encoded signatures (Vault\'s asn1 default) are refused; only R|
   const { privateKey, publicKey } = KEYS.ES256!;
   const der = sign('sha256', Buffer.from('a.b'), privateKey);
   assert.equal(verifySignature('ES256', publicKey, 'a.b', der), false);
-  const p1363 = sign('sha256', Buffer.from('a.b'), { key: privateKey, dsaEncoding: 'ieee-p1363' });
+  const p1363 = lowS('ES256', sign('sha256', Buffer.from('a.b'), { key: privateKey, dsaEncoding: 'ieee-p1363' }));
   assert.equal(verifySignature('ES256', publicKey, 'a.b', p1363), true);
   assert.equal(verifySignature('ES384', publicKey, 'a.b', p1363), false, 'ES256 signature checked as ES384');
 });
@@ -67,3 +69,31 @@ test('keyFitsAlg: the key type, curve and size must fit the alg', () => {
   assert.equal(keyFitsAlg('RS256', rsa.privateKey), false, 'only public keys');
   assert.equal(verifySignature('HS256', rsa.publicKey, 'a.b', Buffer.alloc(32)), false);
 });
+
+// RFC 8725 / malleability: (r, s) and (r, n - s) both satisfy ECDSA; Signet answers and accepts only low-S.
+for (const alg of ['ES256', 'ES384', 'ES512'] as const) {
+  test(`${alg}: the high-S twin of a signature is refused, its low-S form verifies, and lowS maps each to the same bytes`, async () => {
+    const { privateKey, publicKey } = KEYS[alg]!;
+    let highSeen = 0;
+    let lowSeen = 0;
+    for (let i = 0; i < 40 && (highSeen === 0 || lowSeen === 0); i++) {
+      const { input, signature } = await jws(alg, privateKey);
+      const low = lowS(alg, signature);
+      assert.equal(isHighS(alg, low), false);
+      assert.equal(verifySignature(alg, publicKey, input, low), true);
+      // The twin: the same r with n - s. Exactly one of (signature, twin) is high-S, and it is refused.
+      const half = low.length / 2;
+      const order = { ES256: 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n,
+        ES384: 0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973n,
+        ES512: 0x01fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffa51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb6fb71e91386409n }[alg];
+      const s = BigInt(`0x${low.subarray(half).toString('hex')}`);
+      const twin = Buffer.concat([low.subarray(0, half), Buffer.from((order - s).toString(16).padStart(half * 2, '0'), 'hex')]);
+      assert.equal(isHighS(alg, twin), true);
+      assert.equal(verifySignature(alg, publicKey, input, twin), false, 'the high-S twin is refused');
+      assert.deepEqual(lowS(alg, twin), low, 'normalising the twin gives the low-S form');
+      if (isHighS(alg, signature)) highSeen++;
+      else lowSeen++;
+    }
+    assert.ok(highSeen > 0 && lowSeen > 0, 'both forms came out of a real signer');
+  });
+}
