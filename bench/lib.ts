@@ -207,7 +207,10 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** The Signet configuration of a bench child process, from BENCH_VAULT_ADDR, BENCH_VAULT_TOKEN and BENCH_KEYS. */
+/**
+ * The Signet configuration of a bench child process, from BENCH_VAULT_ADDR, BENCH_VAULT_TOKEN and BENCH_KEYS;
+ * BENCH_AUDIT='{"file": …, "subject_key_file": …}' turns the audit trail on.
+ */
 export function benchConfig(): Config {
   const keys = JSON.parse(process.env.BENCH_KEYS ?? '[]') as Array<Record<string, unknown>>;
   return buildConfig({
@@ -215,5 +218,6 @@ export function benchConfig(): Config {
     vault: { address: process.env.BENCH_VAULT_ADDR },
     keys,
     log_level: 'warn',
+    ...(process.env.BENCH_AUDIT ? { audit: JSON.parse(process.env.BENCH_AUDIT) as unknown } : {}),
   }, { VAULT_TOKEN: process.env.BENCH_VAULT_TOKEN });
 }

@@ -1,7 +1,11 @@
 // signet serve | dev | keys status|create|rotate|retire
 
 import { parseArgs } from 'node:util';
-import { buildConfig, loadConfig, type Config } from './config.ts';
+import { readSubjectKey } from './audit/auditor.ts';
+import { parseAuditConfig } from './audit/config.ts';
+import { findRecords, rotatedFiles } from './audit/find.ts';
+import { subjectHmac, type AuditFilter, type AuditRecord } from './audit/record.ts';
+import { buildConfig, loadConfig, readConfigDocument, type Config } from './config.ts';
 import { formatDuration, parseDuration } from './duration.ts';
 import { ConfigError, SignetError } from './errors.ts';
 import { readFileSync, statSync } from 'node:fs';
@@ -26,6 +30,10 @@ const USAGE = `Usage:
   signet keys import NAME --key-file PEM [--alg ALG] [--force]
   signet keys import NAME --hmac-secret-file FILE [--hmac-encoding raw|base64|base64url] [--alg HS256] [--force]
                                                    move an existing private key or HMAC secret into Transit (BYOK)
+  signet audit find [--config FILE] [FILE...] [--jti ID] [--caller NAME] [--key NAME] [--kid KID] [--sub VALUE]
+                    [--outcome issued|refused|invalid|unavailable|error] [--since T] [--until T] [--json]
+                                                   audit records (audit.file and its rotated, gzipped copies, or
+                                                   the FILEs given); T: RFC 3339 time, or a duration ago (1h)
 
 Types: ed25519, ecdsa-p256, ecdsa-p384, ecdsa-p521, rsa-2048, rsa-3072, rsa-4096, hmac.
 Environment: VAULT_ADDR, VAULT_TOKEN, VAULT_NAMESPACE, VAULT_CACERT, VAULT_CLIENT_CERT, VAULT_CLIENT_KEY,
@@ -306,6 +314,69 @@ async function runKeys(argv: string[]): Promise<void> {
   }
 }
 
+/** --since/--until: an RFC 3339 time, or a duration meaning that long ago ("90m", "2d"). */
+function parseTime(value: string | undefined, option: string, now = Date.now()): number | undefined {
+  if (value === undefined) return undefined;
+  const ago = parseDuration(value);
+  if (ago !== undefined) return now - ago * 1000;
+  const time = /^\d{4}-\d{2}-\d{2}/.test(value) ? Date.parse(value) : Number.NaN;
+  if (Number.isNaN(time)) fail(`audit find: ${option} must be an RFC 3339 time (2026-11-30T21:00:00Z) or a duration ago (90m, 2d)`, 2);
+  return time;
+}
+
+export function formatRecords(records: readonly AuditRecord[]): string {
+  const rows = [['TIME', 'OUTCOME', 'CALLER', 'KEY', 'VERSION', 'KID', 'JTI', 'EXPIRES', 'REQUEST ID', 'RULE']];
+  for (const r of records) {
+    rows.push([
+      r.time, r.outcome, r.caller, r.key, r.key_version === undefined ? '-' : `v${r.key_version}`, r.kid ?? '-', r.jti ?? '-',
+      when(r.exp), r.request_id, r.rule ?? '-',
+    ]);
+  }
+  return `${table(rows)}\n`;
+}
+
+async function runAudit(argv: string[]): Promise<void> {
+  const [action, ...rest] = argv;
+  if (action !== 'find') fail(`audit: ${action ? `unknown action "${action}"` : 'an action is required'} (find)\n${USAGE}`, 2);
+  const { values, positionals } = parseArgs({
+    args: rest, allowPositionals: true,
+    options: {
+      config: { type: 'string' }, jti: { type: 'string' }, caller: { type: 'string' }, key: { type: 'string' }, kid: { type: 'string' },
+      sub: { type: 'string' }, outcome: { type: 'string' }, since: { type: 'string' }, until: { type: 'string' }, json: { type: 'boolean', default: false },
+    },
+  });
+  // Only the audit block is read: an investigator needs no Vault credentials to search the trail.
+  const doc = readConfigDocument(values.config);
+  const audit = parseAuditConfig((doc !== null && typeof doc === 'object' ? doc as Record<string, unknown> : {}).audit);
+  let files: string[];
+  if (positionals.length > 0) files = positionals;
+  else if (audit?.file) files = rotatedFiles(audit.file);
+  else fail('audit find: name the audit files, or give --config with audit.file', 2);
+  const filter: AuditFilter = {
+    jti: values.jti, caller: values.caller, key: values.key, kid: values.kid, outcome: values.outcome,
+    since: parseTime(values.since, '--since'), until: parseTime(values.until, '--until'),
+  };
+  if (values.sub !== undefined) {
+    if (!audit) fail('audit find: --sub needs --config with audit.subject_key_file (the secret sub is hashed with)', 2);
+    filter.subHmac = subjectHmac(readSubjectKey(audit.subjectKeyFile), values.sub);
+  }
+  let found: Awaited<ReturnType<typeof findRecords>>;
+  try {
+    found = await findRecords(files, filter);
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException;
+    fail(`audit find: cannot read ${e.path ?? 'an audit file'} (${e.code ?? e.message})`, 2);
+  }
+  const { records, skipped } = found;
+  if (values.json) process.stdout.write(records.map((r) => `${JSON.stringify(r)}\n`).join(''));
+  else if (records.length > 0) process.stdout.write(formatRecords(records));
+  if (skipped > 0) process.stderr.write(`signet: audit find: skipped ${skipped} line(s) that are not audit records (fragments of failed writes)\n`);
+  if (records.length === 0) {
+    process.stderr.write(`signet: audit find: no record matched in ${files.length} file(s)\n`);
+    process.exitCode = 1;
+  }
+}
+
 /** Node 24 runs the TypeScript sources directly; older runtimes fail on them in confusing ways. */
 function checkRuntime(): void {
   const major = Number(process.versions.node.split('.')[0]);
@@ -320,6 +391,7 @@ export async function main(argv: string[]): Promise<void> {
       case 'serve': return await runServe(rest);
       case 'dev': return await runDev(rest);
       case 'keys': return await runKeys(rest);
+      case 'audit': return await runAudit(rest);
       case undefined: case '-h': case '--help': case 'help':
         process.stdout.write(`${USAGE}\n`);
         return;

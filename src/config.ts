@@ -3,6 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
+import { parseAuditConfig, type AuditConfig } from './audit/config.ts';
 import { parseDuration } from './duration.ts';
 import { ConfigError } from './errors.ts';
 import { isJwsAlg, type JwsAlg } from './jwt/algorithms.ts';
@@ -96,6 +97,8 @@ export interface Config {
   batching: BatchingConfig;
   staticKeys: StaticKeyConfig[];
   readiness: ReadinessConfig;
+  /** The audit trail of sign decisions; undefined: off. */
+  audit?: AuditConfig;
 }
 
 export interface ReadinessConfig {
@@ -385,7 +388,7 @@ function checkLegacyKids(keys: KeyConfig[], statics: StaticKeyConfig[]): void {
 
 const TOP_FIELDS = [
   'listen', 'vault', 'keys', 'default_key', 'jwks', 'refresh_interval', 'clock_skew', 'body_limit', 'log_level', 'public_url',
-  'callers', 'allowed_hosts', 'listen_mode', 'listen_group', 'public_listen', 'batching', 'readiness', 'static_keys',
+  'callers', 'allowed_hosts', 'listen_mode', 'listen_group', 'public_listen', 'batching', 'readiness', 'audit', 'static_keys',
 ];
 
 /** A `typ` header value: a media type without its "application/" prefix (RFC 7515 §4.1.9). */
@@ -534,11 +537,12 @@ export function buildConfig(doc: unknown, env: Env = process.env, options: { key
     batching: parseBatching(root.batching),
     readiness: parseReadiness(root.readiness),
     staticKeys,
+    audit: parseAuditConfig(root.audit),
   };
 }
 
-/** Reads the configuration file (YAML or JSON) named by --config or SIGNET_CONFIG, then applies the environment. */
-export function loadConfig(path: string | undefined, env: Env = process.env, options: { keysRequired?: boolean } = {}): Config {
+/** The configuration document (YAML or JSON) named by --config or SIGNET_CONFIG, parsed but not validated. */
+export function readConfigDocument(path: string | undefined, env: Env = process.env): unknown {
   const file = path ?? env.SIGNET_CONFIG;
   let doc: unknown = {};
   if (file) {
@@ -556,5 +560,10 @@ export function loadConfig(path: string | undefined, env: Env = process.env, opt
       throw new ConfigError(file, `not valid YAML or JSON: ${(error as Error).message.split('\n')[0]}`);
     }
   }
-  return buildConfig(doc, env, options);
+  return doc;
+}
+
+/** Reads the configuration file (YAML or JSON) named by --config or SIGNET_CONFIG, then applies the environment. */
+export function loadConfig(path: string | undefined, env: Env = process.env, options: { keysRequired?: boolean } = {}): Config {
+  return buildConfig(readConfigDocument(path, env), env, options);
 }

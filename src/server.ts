@@ -46,9 +46,14 @@ export async function serve(config: Config, deps: AppDeps = {}): Promise<Running
     publicAddress = await publicApp.listen({ host, port });
     app.log.info({ event: 'listening_public', address: publicAddress }, `read-only public listener (JWKS, discovery, health, metrics) on ${publicAddress}`);
   }
+  // logrotate's postrotate sends SIGHUP: reopen the audit file. (Only with an audit file: otherwise SIGHUP keeps
+  // its default action.)
+  const onHangup = () => app.services.audit.reopen();
+  if (config.audit?.file) process.on('SIGHUP', onHangup);
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
+      process.off('SIGHUP', onHangup);
       const timer = setTimeout(() => {
         app.log.error({ event: 'shutdown_timeout' }, `in-flight requests did not finish within ${SHUTDOWN_GRACE_MS} ms; exiting`);
         process.exit(1);

@@ -1,6 +1,7 @@
 // The parts of a running Signet, wired together once. Routes receive this object; tests can reach the parts.
 
 import type { Logger } from 'pino';
+import { Auditor } from './audit/auditor.ts';
 import type { Config } from './config.ts';
 import { Keyring } from './keys/keyring.ts';
 import { logLegacyChange } from './keys/legacy-log.ts';
@@ -48,6 +49,8 @@ export interface Services {
   batcher: SignBatcher;
   signer: Signer;
   verifier: Verifier;
+  /** The audit trail: every sign path calls audit.signDecision() once per decision and awaits it. */
+  audit: Auditor;
   vaultStatus(): VaultStatus;
   start(): Promise<void>;
   stop(): Promise<void>;
@@ -132,6 +135,7 @@ export function createServices(config: Config, log: Logger, options: ServiceOpti
   );
   const signer = new Signer(config.keys, keyring, batcher, () => refresher.refresh());
   const verifier = new Verifier(keyring, refresher, transit, config.clockSkew);
+  const audit = new Auditor(config.audit, log, metrics);
 
   let status = { health: 'unreachable' as VaultHealth, reachable: false, checkedAt: 0 };
   // Counted from start-up: a Vault that was never usable has been unusable since Signet started.
@@ -167,9 +171,10 @@ export function createServices(config: Config, log: Logger, options: ServiceOpti
   };
 
   return {
-    config, log, metrics, control, auth, http, transit, keyring, refresher, batcher, signer, verifier,
+    config, log, metrics, control, auth, http, transit, keyring, refresher, batcher, signer, verifier, audit,
     vaultStatus,
     async start() {
+      audit.open();
       // Concurrently, so that a black-holed Vault costs one timeout at start-up, not one per step. With a token
       // (no login), the token is in place before its lookup returns, so the keys need not wait for it.
       const authenticating = auth.start();
@@ -182,6 +187,7 @@ export function createServices(config: Config, log: Logger, options: ServiceOpti
     },
     async stop() {
       stopped = true;
+      await audit.close();
       if (probeTimer) clearTimeout(probeTimer);
       refresher.stop();
       auth.stop();

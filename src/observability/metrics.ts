@@ -46,6 +46,9 @@ export function createMetrics() {
     legacyAlias: new Gauge({ name: 'signet_legacy_alias_active', help: 'Old tokens accepted through an alias (kind: legacy_kid, missing_kid) or a static key (kind: static): 1 while accepted, 0 once expired or retired.', labelNames: ['key', 'kind'], registers: r }),
     legacyVerifications: new Counter({ name: 'signet_legacy_verifications_total', help: 'Tokens verified through an alias or a static key, by key and kind (legacy_kid, missing_kid, static): old tokens still in use.', labelNames: ['key', 'kind'], registers: r }),
     shedRequests: new Counter({ name: 'signet_shed_requests_total', help: 'Requests refused at once with 503, by reason (circuit_open, overloaded, event_loop).', labelNames: ['reason'], registers: r }),
+    auditWritten: new Counter({ name: 'signet_audit_records_written_total', help: 'Audit records written, by sink (file, stdout).', labelNames: ['sink'], registers: r }),
+    auditFailed: new Counter({ name: 'signet_audit_records_failed_total', help: 'Audit records that could not be written, by sink (their signs were refused with 503 unless audit.fail_closed is false).', labelNames: ['sink'], registers: r }),
+    auditBytes: new Counter({ name: 'signet_audit_bytes_written_total', help: 'Bytes of audit records written, by sink.', labelNames: ['sink'], registers: r }),
   };
 }
 

@@ -2,6 +2,8 @@
 
 import underPressure from '@fastify/under-pressure';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { AuditUnavailableError } from '../audit/auditor.ts';
+import { callerName } from '../audit/record.ts';
 import { SignetError, VaultUnavailableError } from '../errors.ts';
 import { authorizeKeyUse } from '../security/callers.ts';
 import type { Services } from '../services.ts';
@@ -40,12 +42,13 @@ const response = {
 } as const;
 
 export function outcomeOf(error: unknown): string {
+  if (error instanceof AuditUnavailableError) return 'audit_error';
   if (error instanceof SignetError) return error.status >= 500 ? 'vault_error' : error.status === 403 ? 'refused' : 'invalid';
   return 'error';
 }
 
 export default async function signRoutes(app: FastifyInstance, { services }: { services: Services }): Promise<void> {
-  const { signer, metrics, config } = services;
+  const { signer, metrics, config, audit } = services;
   const configured = new Set(config.keys.map((k) => k.name));
   const keyConfigs = new Map(config.keys.map((k) => [k.name, k]));
 
@@ -67,9 +70,20 @@ export default async function signRoutes(app: FastifyInstance, { services }: { s
   async function handle(name: string, request: FastifyRequest, reply: FastifyReply) {
     const started = performance.now();
     const label = configured.has(name) ? name : '(unknown)';
+    const signRequest = request.body as SignRequest;
     try {
-      authorizeKeyUse(keyConfigs.get(name), request.caller);
-      const result = await signer.sign(name, request.body as SignRequest);
+      let result;
+      try {
+        authorizeKeyUse(keyConfigs.get(name), request.caller);
+        result = await signer.sign(name, signRequest);
+      } catch (error) {
+        // A refusal is recorded too, and answered only once its record is written (or it fails closed).
+        await audit.signDecision({ requestId: request.id, caller: callerName(request.caller), key: name, claims: signRequest.claims, error });
+        throw error;
+      }
+      // The token leaves only after its audit record is written (when auditing is on).
+      const recorded = audit.signDecision({ requestId: request.id, caller: callerName(request.caller), key: name, result });
+      if (recorded) await recorded;
       metrics.signRequests.inc({ key: label, outcome: 'ok' });
       return reply.send(result);
     } catch (error) {
@@ -77,6 +91,7 @@ export default async function signRoutes(app: FastifyInstance, { services }: { s
       if (error instanceof VaultUnavailableError && (error.reason === 'circuit_open' || error.reason === 'overloaded')) {
         metrics.shedRequests.inc({ reason: error.reason });
       }
+      if (error instanceof AuditUnavailableError) reply.header('retry-after', String(error.retryAfterSeconds));
       throw error;
     } finally {
       metrics.signDuration.observe({ key: label }, (performance.now() - started) / 1000);

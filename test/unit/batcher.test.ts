@@ -298,16 +298,22 @@ describe('SignBatcher: errors', () => {
     assert.equal(await accepted, 'vault:v1:sig(e)');
   });
 
-  test('the queue limit is per lane', () => {
+  test('the queue limit is per lane: a full lane refuses while other lanes accept', async () => {
     const vault = fakeVault();
     const batcher = new SignBatcher(options({ maxInFlight: 1, maxQueue: 1 }), vault.send);
     fire(batcher.sign(lane('ecdsa-p256', 1), 'a'));
     fire(batcher.sign(lane('ecdsa-p256', 1), 'b'));
+    // The same lane is full now: refused.
+    await assert.rejects(batcher.sign(lane('ecdsa-p256', 1), 'b2'), (error: unknown) =>
+      error instanceof VaultUnavailableError && error.reason === 'overloaded' && /sign queue of key "k" is full/.test(error.message));
+    // Another version and another key each have their own queue: one call out each, and one may wait.
     const otherVersion = track(batcher.sign(lane('ecdsa-p256', 2), 'c'));
     const otherKey = track(batcher.sign(lane('ecdsa-p256', 1, 'other'), 'd'));
+    const waitingOther = track(batcher.sign(lane('ecdsa-p256', 1, 'other'), 'e'));
+    await tick();
     assert.equal(vault.calls.length, 3);
-    assert.equal(otherVersion.settled, false);
-    assert.equal(otherKey.settled, false);
+    for (const state of [otherVersion, otherKey, waitingOther]) assert.equal(state.settled, false, 'accepted, not refused');
+    assert.equal(batcher.queued('other'), 1);
   });
 });
 
@@ -328,9 +334,11 @@ describe('SignBatcher: batching disabled', () => {
     const vault = fakeVault();
     const batcher = new SignBatcher(options({ enabled: false, maxInFlight: 1 }), vault.send);
     const results = Array.from({ length: 70 }, (_, i) => batcher.sign(lane(), `i${i}`));
-    const firstWave = vault.calls.length;
-    assert.ok(firstWave >= 1 && firstWave < 70, `${firstWave} calls out`);
-    for (let n = 0; n < 70; n++) await vault.calls[n]!.ok();
+    // Batching off raises the in-flight bound to 64 (one call per sign): 64 go at once, 6 wait.
+    assert.equal(vault.calls.length, 64);
+    await vault.calls[0]!.ok();
+    assert.equal(vault.calls.length, 65, 'one call returned, one waiting sign left');
+    for (let n = 1; n < 70; n++) await vault.calls[n]!.ok();
     assert.equal(vault.calls.length, 70);
     assert.ok(vault.calls.every((c) => c.inputs.length === 1));
     assert.equal((await Promise.all(results)).length, 70);
