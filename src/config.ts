@@ -99,6 +99,8 @@ export interface Config {
   readiness: ReadinessConfig;
   /** The audit trail of sign decisions; undefined: off. */
   audit?: AuditConfig;
+  /** Kubernetes clusters whose kube-apiserver signs service-account tokens through Signet (ExternalJWTSigner). */
+  kubernetes: KubernetesClusterConfig[];
 }
 
 export interface ReadinessConfig {
@@ -388,7 +390,7 @@ function checkLegacyKids(keys: KeyConfig[], statics: StaticKeyConfig[]): void {
 
 const TOP_FIELDS = [
   'listen', 'vault', 'keys', 'default_key', 'jwks', 'refresh_interval', 'clock_skew', 'body_limit', 'log_level', 'public_url',
-  'callers', 'allowed_hosts', 'listen_mode', 'listen_group', 'public_listen', 'batching', 'readiness', 'audit', 'static_keys',
+  'callers', 'allowed_hosts', 'listen_mode', 'listen_group', 'public_listen', 'batching', 'readiness', 'audit', 'kubernetes', 'static_keys',
 ];
 
 /** A `typ` header value: a media type without its "application/" prefix (RFC 7515 §4.1.9). */
@@ -420,6 +422,80 @@ function parseBatching(raw: unknown): BatchingConfig {
     maxPendingBytes: positiveInteger(batching.max_pending_bytes, 'batching.max_pending_bytes', DEFAULTS.maxPendingBytes, 2 ** 40),
   };
 }
+// --- kubernetes: Signet as kube-apiserver's external service-account token signer -----------------------------
+
+export interface KubernetesClusterConfig {
+  /** A label for logs and metrics. */
+  name: string;
+  /** Unix socket kube-apiserver's --service-account-signing-endpoint names. */
+  socket: string;
+  /** Mode of the socket (default 0600: only Signet's user, which kube-apiserver must run as, or root). */
+  socketMode: number;
+  /** Group that owns the socket (name or gid). */
+  socketGroup?: string;
+  /** The Transit key (one of keys[]) that signs this cluster's tokens; no other caller may sign with it. */
+  key: string;
+}
+
+/** What kube-apiserver accepts from an external signer (the ExternalJWTSigner contract). */
+export const KUBERNETES_ALGS: readonly JwsAlg[] = ['RS256', 'ES256', 'ES384', 'ES512'];
+/** kube-apiserver refuses to start when the signer's longest token lifetime is under 10 minutes. */
+export const KUBERNETES_MIN_MAX_TTL = 600;
+export const KUBERNETES_DEFAULT_SOCKET_MODE = 0o600;
+
+function parseKubernetes(raw: unknown, keys: readonly KeyConfig[], listen: string): KubernetesClusterConfig[] {
+  if (raw === undefined || raw === null) return [];
+  if (!Array.isArray(raw)) throw new ConfigError('kubernetes', 'must be a list of clusters (name, socket, key)');
+  const clusters = raw.map((entry: unknown, i): KubernetesClusterConfig => {
+    const field = `kubernetes[${i}]`;
+    if (!isObj(entry)) throw new ConfigError(field, 'must be a mapping');
+    onlyKnown(entry, field, ['name', 'socket', 'socket_mode', 'socket_group', 'key']);
+    const name = requiredString(entry.name, `${field}.name`);
+    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name)) throw new ConfigError(`${field}.name`, 'must be 1-64 letters, digits, _ . -');
+    const socket = requiredString(entry.socket, `${field}.socket`);
+    if (!socket.startsWith('/')) throw new ConfigError(`${field}.socket`, 'must be an absolute path (kube-apiserver names it in --service-account-signing-endpoint)');
+    if (listen === `unix:${socket}`) throw new ConfigError(`${field}.socket`, 'must differ from listen');
+    let socketMode = KUBERNETES_DEFAULT_SOCKET_MODE;
+    if (entry.socket_mode !== undefined) {
+      if (typeof entry.socket_mode !== 'string' || !/^0?[0-7]{3}$/.test(entry.socket_mode)) {
+        throw new ConfigError(`${field}.socket_mode`, 'must be an octal string such as "0600" or "0660" (quoted: YAML reads 0660 unquoted as a decimal number)');
+      }
+      socketMode = Number.parseInt(entry.socket_mode, 8);
+      // The gRPC API has no caller authentication: whoever can connect can mint this cluster's service-account tokens.
+      if ((socketMode & 0o007) !== 0) {
+        throw new ConfigError(`${field}.socket_mode`, `${entry.socket_mode} lets other local users connect, and whoever can connect can mint this cluster's service-account tokens; use "0600" or "0660"`);
+      }
+    }
+    const key = requiredString(entry.key, `${field}.key`);
+    const keyIndex = keys.findIndex((k) => k.name === key);
+    if (keyIndex < 0) throw new ConfigError(`${field}.key`, `"${key}" is not one of the configured keys (add it to keys)`);
+    const keyConfig = keys[keyIndex]!;
+    if (keyConfig.alg !== undefined && !KUBERNETES_ALGS.includes(keyConfig.alg)) {
+      throw new ConfigError(`keys[${keyIndex}].alg`, `kube-apiserver accepts only ${KUBERNETES_ALGS.join(', ')} (key "${key}" serves kubernetes cluster "${name}")`);
+    }
+    if (keyConfig.maxTtl < KUBERNETES_MIN_MAX_TTL) {
+      throw new ConfigError(`keys[${keyIndex}].max_ttl`, `must be at least ${KUBERNETES_MIN_MAX_TTL}s: kube-apiserver refuses a signer whose longest token lifetime is shorter (key "${key}" serves kubernetes cluster "${name}")`);
+    }
+    if (keyConfig.callers !== undefined) {
+      throw new ConfigError(`keys[${keyIndex}].callers`, `key "${key}" serves kubernetes cluster "${name}": only kube-apiserver signs with it, so no HTTP caller may be named`);
+    }
+    return { name, socket, socketMode, socketGroup: string(entry.socket_group, `${field}.socket_group`), key };
+  });
+  const names = new Set<string>();
+  const sockets = new Set<string>();
+  const usedKeys = new Set<string>();
+  clusters.forEach((c, i) => {
+    if (names.has(c.name)) throw new ConfigError(`kubernetes[${i}].name`, `cluster "${c.name}" is configured twice`);
+    if (sockets.has(c.socket)) throw new ConfigError(`kubernetes[${i}].socket`, `${c.socket} is used by another cluster`);
+    // A token minted for one cluster must never verify in another: one key per cluster.
+    if (usedKeys.has(c.key)) throw new ConfigError(`kubernetes[${i}].key`, `key "${c.key}" already signs for another cluster; give each cluster its own Transit key`);
+    names.add(c.name);
+    sockets.add(c.socket);
+    usedKeys.add(c.key);
+  });
+  return clusters;
+}
+
 const VAULT_FIELDS = ['address', 'mount', 'namespace', 'ca_cert', 'client_cert', 'client_key', 'timeout', 'sign_timeout', 'auth'];
 
 /** Validates a parsed configuration document and applies the environment. */
@@ -538,6 +614,7 @@ export function buildConfig(doc: unknown, env: Env = process.env, options: { key
     readiness: parseReadiness(root.readiness),
     staticKeys,
     audit: parseAuditConfig(root.audit),
+    kubernetes: parseKubernetes(root.kubernetes, keys, listen),
   };
 }
 

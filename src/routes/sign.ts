@@ -51,6 +51,9 @@ export default async function signRoutes(app: FastifyInstance, { services }: { s
   const { signer, metrics, config, audit } = services;
   const configured = new Set(config.keys.map((k) => k.name));
   const keyConfigs = new Map(config.keys.map((k) => [k.name, k]));
+  // A cluster's key signs only what its kube-apiserver asks for over the ExternalJWTSigner socket: through HTTP
+  // it would mint that cluster's service-account tokens for anyone who can reach the sign API.
+  const clusterOf = new Map(config.kubernetes.map((c) => [c.key, c.name]));
 
   // Event-loop protection for the sign routes only (this plugin's context): when the loop lags, refuse new
   // signs at once rather than queue work that will answer too late. Health, JWKS and metrics keep answering.
@@ -74,6 +77,10 @@ export default async function signRoutes(app: FastifyInstance, { services }: { s
     try {
       let result;
       try {
+        const cluster = clusterOf.get(name);
+        if (cluster !== undefined) {
+          throw new SignetError(403, 'kubernetes_key', `key "${name}" signs only for kubernetes cluster "${cluster}" (through its ExternalJWTSigner socket), not through the HTTP API`);
+        }
         authorizeKeyUse(keyConfigs.get(name), request.caller);
         result = await signer.sign(name, signRequest);
       } catch (error) {
