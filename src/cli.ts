@@ -338,8 +338,11 @@ export function formatRecords(records: readonly AuditRecord[]): string {
 async function runAudit(argv: string[]): Promise<void> {
   const [action, ...rest] = argv;
   if (action !== 'find') fail(`audit: ${action ? `unknown action "${action}"` : 'an action is required'} (find)\n${USAGE}`, 2);
+  // A jti, kid or sub may begin with "-" (base64url): "--jti -x" is read as "--jti=-x", not as a missing value.
+  const valued = new Set(['--config', '--jti', '--caller', '--key', '--kid', '--sub', '--outcome', '--since', '--until']);
+  const args = rest.flatMap((arg, i) => (valued.has(rest[i - 1] ?? '') ? [] : valued.has(arg) && i + 1 < rest.length ? [`${arg}=${rest[i + 1]}`] : [arg]));
   const { values, positionals } = parseArgs({
-    args: rest, allowPositionals: true,
+    args, allowPositionals: true,
     options: {
       config: { type: 'string' }, jti: { type: 'string' }, caller: { type: 'string' }, key: { type: 'string' }, kid: { type: 'string' },
       sub: { type: 'string' }, outcome: { type: 'string' }, since: { type: 'string' }, until: { type: 'string' }, json: { type: 'boolean', default: false },
