@@ -7,6 +7,7 @@ import { parseAuditConfig, type AuditConfig } from './audit/config.ts';
 import { parseDuration } from './duration.ts';
 import { ConfigError } from './errors.ts';
 import { isJwsAlg, type JwsAlg } from './jwt/algorithms.ts';
+import { parseDate, parseLegacyUntil, type LegacyConfig } from './keys/legacy.ts';
 import { REGISTERED_BY_SIGNET, type SignetClaim } from './jwt/claims.ts';
 import { parseCallersConfig, parseKeyCallers, type CallersConfig } from './security/callers.ts';
 import { isLoopbackHost, parseAllowedHosts } from './security/hosts.ts';
@@ -56,6 +57,19 @@ export interface KeyConfig {
   requireAudience: boolean;
   /** The `typ` header values this key signs and /v1/verify accepts (RFC 8725 §3.11 explicit typing). */
   allowedTyp: string[];
+  /** Old tokens of an imported key (legacy_kid, accept_missing_kid, legacy_until); undefined: none. */
+  legacy?: LegacyConfig;
+}
+
+/** A `static_keys` entry: a public key only published and verified with, until a date. */
+export interface StaticKeyConfig {
+  name: string;
+  file: string;
+  kid?: string;
+  alg?: JwsAlg;
+  issuer: string;
+  /** Seconds since the epoch. */
+  until: number;
 }
 
 export interface Config {
@@ -81,6 +95,7 @@ export interface Config {
   /** host:port of the read-only public listener (JWKS, discovery, health, metrics); undefined: none. */
   publicListen?: string;
   batching: BatchingConfig;
+  staticKeys: StaticKeyConfig[];
   readiness: ReadinessConfig;
   /** The audit trail of sign decisions; undefined: off. */
   audit?: AuditConfig;
@@ -251,7 +266,7 @@ function parseAuth(raw: unknown, env: Env): AuthConfig {
 
 const KEY_FIELDS = [
   'name', 'alg', 'issuer', 'audiences', 'audience_pattern', 'subject_pattern', 'default_ttl', 'max_ttl', 'publish_delay',
-  'caller_claims', 'callers', 'require_audience', 'allowed_typ',
+  'caller_claims', 'callers', 'require_audience', 'allowed_typ', 'legacy_kid', 'accept_missing_kid', 'legacy_until',
 ];
 
 /** A claim pattern from the configuration, anchored so it must match the whole value. */
@@ -321,13 +336,77 @@ function parseKey(raw: unknown, index: number, defaults: { jwksMaxAge: number; r
     name, alg: alg as JwsAlg | undefined, issuer, audiences, audiencePattern,
     subjectPattern: pattern(raw.subject_pattern, `${field}.subject_pattern`),
     defaultTtl, maxTtl, publishDelay, callerClaims, callers, requireAudience, allowedTyp,
+    legacy: parseLegacy(raw, field),
   };
+}
+
+/** legacy_kid, accept_missing_kid and legacy_until of a key: all or nothing, since an alias must end. */
+function parseLegacy(raw: Obj, field: string): LegacyConfig | undefined {
+  const kid = string(raw.legacy_kid, `${field}.legacy_kid`);
+  if (kid !== undefined && kid.length > 256) throw new ConfigError(`${field}.legacy_kid`, 'must be at most 256 characters');
+  if (raw.accept_missing_kid !== undefined && typeof raw.accept_missing_kid !== 'boolean') {
+    throw new ConfigError(`${field}.accept_missing_kid`, 'must be true or false');
+  }
+  const acceptMissingKid = raw.accept_missing_kid === true;
+  if (raw.legacy_until === undefined || raw.legacy_until === null) {
+    if (kid !== undefined || acceptMissingKid) {
+      throw new ConfigError(`${field}.legacy_until`, 'is required with legacy_kid or accept_missing_kid: the old tokens must stop verifying at some point (a date, or their longest lifetime as a duration counted from the import)');
+    }
+    return undefined;
+  }
+  if (kid === undefined && !acceptMissingKid) {
+    throw new ConfigError(`${field}.legacy_until`, 'applies only with legacy_kid or accept_missing_kid');
+  }
+  const until = parseLegacyUntil(raw.legacy_until, parseDuration);
+  if (!until) throw new ConfigError(`${field}.legacy_until`, 'must be a date ("2026-12-31" or "2026-12-31T12:00:00Z") or a duration such as "30d" counted from the import');
+  return { kid, acceptMissingKid, until };
+}
+
+const STATIC_KEY_FIELDS = ['name', 'file', 'kid', 'alg', 'issuer', 'until'];
+
+function parseStaticKeys(raw: unknown, keys: KeyConfig[]): StaticKeyConfig[] {
+  if (raw === undefined || raw === null) return [];
+  if (!Array.isArray(raw)) throw new ConfigError('static_keys', 'must be a list of public keys (name, file, kid, alg, issuer, until)');
+  const names = new Set(keys.map((k) => k.name));
+  return raw.map((entry, i) => {
+    const field = `static_keys[${i}]`;
+    if (!isObj(entry)) throw new ConfigError(field, 'must be a mapping');
+    onlyKnown(entry, field, STATIC_KEY_FIELDS);
+    const name = requiredString(entry.name, `${field}.name`);
+    if (names.has(name)) throw new ConfigError(`${field}.name`, `"${name}" is already the name of a key`);
+    names.add(name);
+    const alg = string(entry.alg, `${field}.alg`);
+    if (alg !== undefined && !isJwsAlg(alg)) throw new ConfigError(`${field}.alg`, `unknown JWS alg "${alg}"`);
+    const until = parseDate(entry.until);
+    if (until === undefined) throw new ConfigError(`${field}.until`, 'is required: a date ("2026-12-31" or "2026-12-31T12:00:00Z") after which the key is no longer published or accepted');
+    return {
+      name, file: requiredString(entry.file, `${field}.file`), kid: string(entry.kid, `${field}.kid`), alg: alg as JwsAlg | undefined,
+      issuer: requiredString(entry.issuer, `${field}.issuer`), until,
+    };
+  });
+}
+
+/** One key at most takes tokens without a kid, and no two aliases or static keys claim the same kid. */
+function checkLegacyKids(keys: KeyConfig[], statics: StaticKeyConfig[]): void {
+  const missing = keys.map((k, i) => [k, i] as const).filter(([k]) => k.legacy?.acceptMissingKid);
+  if (missing.length > 1) {
+    throw new ConfigError(`keys[${missing[1]![1]}].accept_missing_kid`, `is already set on key "${missing[0]![0].name}": a token without a kid can be tried against one key only`);
+  }
+  const kids = new Map<string, string>();
+  const claim = (kid: string | undefined, field: string) => {
+    if (kid === undefined) return;
+    const other = kids.get(kid);
+    if (other) throw new ConfigError(field, `kid "${kid}" is already claimed by ${other}`);
+    kids.set(kid, field);
+  };
+  keys.forEach((k, i) => claim(k.legacy?.kid, `keys[${i}].legacy_kid`));
+  statics.forEach((s, i) => claim(s.kid, `static_keys[${i}].kid`));
 }
 
 const TOP_FIELDS = [
   'listen', 'vault', 'keys', 'default_key', 'jwks', 'refresh_interval', 'clock_skew', 'body_limit', 'log_level', 'public_url',
   'callers', 'allowed_hosts', 'listen_mode', 'listen_group', 'public_listen', 'batching', 'readiness', 'audit', 'kubernetes',
-  'vault_api', 'sign_batch',
+  'vault_api', 'sign_batch', 'static_keys',
 ];
 
 /** A `typ` header value: a media type without its "application/" prefix (RFC 7515 §4.1.9). */
@@ -537,6 +616,8 @@ export function buildConfig(doc: unknown, env: Env = process.env, options: { key
     if (seen.has(k.name)) throw new ConfigError(`keys[${i}].name`, `key "${k.name}" is configured twice`);
     seen.add(k.name);
   });
+  const staticKeys = parseStaticKeys(root.static_keys, keys);
+  checkLegacyKids(keys, staticKeys);
   const defaultKey = string(root.default_key, 'default_key') ?? keys[0]?.name ?? '';
   if (keys.length > 0 && !seen.has(defaultKey)) throw new ConfigError('default_key', `"${defaultKey}" is not one of the configured keys`);
 
@@ -582,6 +663,7 @@ export function buildConfig(doc: unknown, env: Env = process.env, options: { key
     publicListen,
     batching,
     readiness: parseReadiness(root.readiness),
+    staticKeys,
     audit: parseAuditConfig(root.audit),
     kubernetes: parseKubernetes(root.kubernetes, keys, listen),
     vaultApi: parseVaultApi(root.vault_api),

@@ -50,6 +50,7 @@ export default async function verifyRoutes(app: FastifyInstance, { services }: {
     try {
       const result = await verifier.verify(request.body as VerifyRequest);
       metrics.verifyRequests.inc({ outcome: 'valid' });
+      if (result.via !== 'kid') metrics.legacyVerifications.inc({ key: result.key, kind: result.via });
       return reply.send(result);
     } catch (error) {
       metrics.verifyRequests.inc({ outcome: error instanceof TokenInvalidError ? 'invalid' : outcomeOf(error) });

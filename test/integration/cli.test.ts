@@ -149,7 +149,7 @@ describe('usage errors', () => {
   test('keys without an action, an unknown command and an unknown option exit 2 and say what is wrong', async () => {
     const noAction = await cli(['keys']);
     assert.equal(noAction.code, 2);
-    assert.match(noAction.stderr, /^signet: keys: an action is required \(status, create, rotate, retire\)/);
+    assert.match(noAction.stderr, /^signet: keys: an action is required \(status, create, rotate, retire, import\)/);
     const unknown = await cli(['sing']);
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /^signet: unknown command "sing"/);
