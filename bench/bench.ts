@@ -6,6 +6,7 @@
 //       rounds, as a batch can take seconds);
 //   (c) Signet with batching off;  (d) Signet with batching on;  (e) Signet with batching on and the audit trail
 //   writing to a file (issue 15: at most 10 % fewer tokens/s than (d) at 64 clients, at most +0.05 ms p50 at 1);
+//   (f) at 1 and 16 clients: callers sending batch_input of 64 claim sets to Signet (batching on; issue 14);
 //   and at 1 client (p): Vault through a bare node:http + undici proxy, the latency floor of any Node sidecar;
 // then local verification (in-process verifier.verify against raw crypto.verify, one core; POST /v1/verify over
 // HTTP) and Signet's RSS idle and under load. Prints tables and the issue's target ratios, marked met or missed.
@@ -57,9 +58,10 @@ const SIGNET_FLAGS = (process.env.BENCH_SIGNET_NODE_FLAGS ?? '').split(/\s+/).fi
 const VERIFY = process.env.BENCH_VERIFY !== '0';
 const CLIENTS = process.env.BENCH_CLIENTS ? process.env.BENCH_CLIENTS.split(',').map(Number).filter((n) => n > 0) : [1, 16, 64];
 
-type Mode = 'a' | 'p' | 'b' | 'c' | 'd' | 'e';
-/** Modes measured at every client count; 'p' (the floor of a bare Node proxy) only at 1 client. */
-const MODES: Mode[] = ['a', 'p', 'b', 'c', 'd', 'e'];
+type Mode = 'a' | 'p' | 'b' | 'c' | 'd' | 'e' | 'f';
+/** Modes measured at every client count; 'p' (the floor of a bare Node proxy) only at 1 client, 'f' at 1 and 16. */
+const MODES: Mode[] = ['a', 'p', 'b', 'c', 'd', 'e', 'f'];
+const BATCH_CLIENTS = new Set([1, 16]);
 const MODE_LABEL: Record<Mode, string> = {
   a: '(a) Vault direct, 1 token/request',
   p: '(p) Vault via a bare Node proxy',
@@ -67,6 +69,7 @@ const MODE_LABEL: Record<Mode, string> = {
   c: '(c) Signet, batching off',
   d: '(d) Signet, batching on',
   e: '(e) Signet, batching on, audit file',
+  f: `(f) Signet, batch_input ${BATCH_ITEMS}`,
 };
 
 interface LoadResult {
@@ -85,6 +88,8 @@ interface LoadResult {
   rssMax?: number;
   /** Mean items per Vault call Signet made during the measurement (from its /metrics). */
   meanBatch?: number;
+  /** Tokens Signet refused inside answered batches (batch_results items with an error), from its /metrics. */
+  failedItems?: number;
 }
 
 interface Row extends LoadResult { alg: JwsAlg; clients: number; mode: Mode }
@@ -222,14 +227,18 @@ interface LoadSpec {
   rounds?: boolean;
 }
 
-/** Sum and count of signet_sign_batch_size for one key, from Signet's /metrics. */
-async function batchStats(target: { url: string; key: string }): Promise<{ sum: number; count: number }> {
-  const text = await (await fetch(`${target.url}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
-  const value = (suffix: string) => {
-    const line = text.split('\n').find((l) => l.startsWith(`signet_sign_batch_size_${suffix}{`) && l.includes(`key="${target.key}"`));
-    return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
-  };
-  return { sum: value('sum'), count: value('count') };
+/**
+ * Sum and count of signet_sign_batch_size for one key, and its signs that did not succeed (every outcome of
+ * signet_sign_requests_total but ok), from Signet's /metrics.
+ */
+async function batchStats(target: { url: string; key: string }): Promise<{ sum: number; count: number; failed: number }> {
+  const lines = (await (await fetch(`${target.url}/metrics`, { signal: AbortSignal.timeout(5000) })).text()).split('\n');
+  const number = (line: string | undefined) => (line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0);
+  const value = (suffix: string) => number(lines.find((l) => l.startsWith(`signet_sign_batch_size_${suffix}{`) && l.includes(`key="${target.key}"`)));
+  const failed = lines
+    .filter((l) => l.startsWith('signet_sign_requests_total{') && l.includes(`key="${target.key}"`) && !l.includes('outcome="ok"'))
+    .reduce((total, l) => total + number(l), 0);
+  return { sum: value('sum'), count: value('count'), failed };
 }
 
 async function runLoad(spec: LoadSpec): Promise<LoadResult> {
@@ -298,8 +307,10 @@ async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   const signetSeconds = spec.signetPid === undefined ? undefined : cpuSeconds(spec.signetPid) - signet0;
   const batch1 = spec.signetMetrics ? await batchStats(spec.signetMetrics) : undefined;
   const sorted = latencies.sorted();
+  // Items of answered batches that Signet refused are not tokens (a 200 batch answer may hold per-item errors).
+  const failedItems = batch0 && batch1 && spec.tokensPerRequest > 1 ? batch1.failed - batch0.failed : 0;
   return {
-    tokensPerSec: (ok * spec.tokensPerRequest) / seconds,
+    tokensPerSec: (ok * spec.tokensPerRequest - failedItems) / seconds,
     requestsPerSec: ok / seconds,
     p50: percentile(sorted, 50),
     p99: percentile(sorted, 99),
@@ -311,6 +322,7 @@ async function runLoad(spec: LoadSpec): Promise<LoadResult> {
     otherCpu: (Math.max(0, machineSeconds - vaultSeconds - (signetSeconds ?? 0) - (self.user + self.system) / 1e6) / seconds) * 100,
     rssMax: spec.signetPid === undefined ? undefined : rssMax,
     meanBatch: batch0 && batch1 && batch1.count > batch0.count ? (batch1.sum - batch0.sum) / (batch1.count - batch0.count) : undefined,
+    failedItems: batch0 && batch1 && spec.tokensPerRequest > 1 ? failedItems : undefined,
   };
 }
 
@@ -338,6 +350,8 @@ function vaultBody(c: AlgCase, items: number): string {
 }
 
 const SIGN_BODY = JSON.stringify({ claims: { sub: 'bench-user', scope: 'read' } });
+/** (f): one caller's batch of 64 distinct claim sets. */
+const BATCH_SIGN_BODY = JSON.stringify({ batch_input: Array.from({ length: BATCH_ITEMS }, (_, i) => ({ claims: { sub: `bench-user-${i}`, scope: 'read' } })) });
 
 async function sanityChecks(vault: VaultServer, signets: Signet[]): Promise<void> {
   for (const c of CASES) {
@@ -352,6 +366,11 @@ async function sanityChecks(vault: VaultServer, signets: Signet[]): Promise<void
       if (signed.status !== 200) throw new Error(`Signet sign ${c.alg}: HTTP ${signed.status} ${JSON.stringify(signed.json)}`);
       const verified = await postJson(`${signet.url}/v1/verify`, { token: signed.json.token });
       if (verified.status !== 200 || verified.json.valid !== true) throw new Error(`Signet verify ${c.alg}: HTTP ${verified.status} ${JSON.stringify(verified.json)}`);
+      const batch = await postJson(`${signet.url}/v1/sign/${c.key}`, JSON.parse(BATCH_SIGN_BODY));
+      const items = (batch.json?.batch_results ?? []) as Array<{ token?: string; key_version?: number }>;
+      if (batch.status !== 200 || items.length !== BATCH_ITEMS || items.some((r) => !r.token) || new Set(items.map((r) => r.key_version)).size !== 1) {
+        throw new Error(`(f) ${c.alg}: Signet's batch answer has errors, is short or mixes versions (HTTP ${batch.status})`);
+      }
     }
   }
 }
@@ -411,10 +430,16 @@ async function main(): Promise<void> {
     for (const clients of CLIENTS) {
       for (const mode of MODES) {
         if (mode === 'p' && clients !== 1) continue;
+        if (mode === 'f' && !BATCH_CLIENTS.has(clients)) continue;
         log(`${c.alg} ${String(clients).padStart(2)} clients ${MODE_LABEL[mode]}`);
-        const signet = mode === 'c' ? off : mode === 'd' ? on : mode === 'e' ? audited : undefined;
+        const signet = mode === 'c' ? off : mode === 'd' || mode === 'f' ? on : mode === 'e' ? audited : undefined;
         const spec: LoadSpec = mode === 'p'
           ? { url: `${proxy.url}/v1/${vaultSignPath(c)}`, headers: {}, body: vaultBody(c, 1), connections: clients, tokensPerRequest: 1, vaultPid, signetPid: proxy.pid }
+          : mode === 'f'
+          ? {
+            url: `${on.url}/v1/sign/${c.key}`, headers: {}, body: BATCH_SIGN_BODY, connections: clients, tokensPerRequest: BATCH_ITEMS,
+            vaultPid, signetPid: on.pid, signetMetrics: { url: on.url, key: c.key }, rounds: true,
+          }
           : signet
           ? { url: `${signet.url}/v1/sign/${c.key}`, headers: {}, body: SIGN_BODY, connections: clients, tokensPerRequest: 1, vaultPid, signetPid: signet.pid, signetMetrics: { url: signet.url, key: c.key } }
           : {
@@ -474,7 +499,8 @@ async function main(): Promise<void> {
     rows.map((r) => [
       r.alg, r.clients, MODE_LABEL[r.mode], thousands(r.tokensPerSec), fixed(r.p50, 3), fixed(r.p99, 3),
       fixed(r.vaultCpu, 0), r.signetCpu === undefined ? '' : fixed(r.signetCpu, 0), fixed(r.loadCpu, 0), fixed(r.otherCpu, 0),
-      perToken(r.vaultCpu, r), perToken(r.signetCpu, r), r.meanBatch === undefined ? '' : fixed(r.meanBatch, 1), r.failed,
+      perToken(r.vaultCpu, r), perToken(r.signetCpu, r), r.meanBatch === undefined ? '' : fixed(r.meanBatch, 1),
+      r.failedItems ? `${r.failed} + ${r.failedItems} items` : r.failed,
     ]),
     [false, true, false, true, true, true, true, true, true, true, true, true, true, true],
   ));
@@ -541,6 +567,15 @@ async function main(): Promise<void> {
     const v = ratio(find(c.alg, 64, 'd')?.tokensPerSec, find(c.alg, 64, 'b')?.tokensPerSec);
     targets.push([`(d) / (b) tokens/s at 64 clients, ${c.alg}`, show(v), '>= 0.8', check(v, (x) => x >= 0.8)]);
   }
+  // Issue 14: callers' own batches through Signet against the same batches sent straight to Vault.
+  for (const c of CASES) {
+    for (const clients of [...BATCH_CLIENTS]) {
+      const v = ratio(find(c.alg, clients, 'f')?.tokensPerSec, find(c.alg, clients, 'b')?.tokensPerSec);
+      const checked = c.alg === 'ES256' || c.alg === 'EdDSA';
+      targets.push([`(f) / (b) tokens/s at ${clients} client${clients > 1 ? 's' : ''}, ${c.alg}${checked ? '' : ' (target is for ES256 and EdDSA)'}`,
+        show(v), '>= 0.8', checked ? check(v, (x) => x >= 0.8) : undefined]);
+    }
+  }
   for (const c of CASES) {
     const best = Math.max(...rows.filter((r) => r.alg === c.alg && r.mode === 'b').map((r) => r.tokensPerSec));
     const v = ratio(find(c.alg, 64, 'd')?.tokensPerSec, Number.isFinite(best) ? best : undefined);
@@ -598,7 +633,7 @@ async function main(): Promise<void> {
   try { auditBytes = statSync(audit.file).size; } catch { /* none written */ }
   out(`Audit trail of (e): ${mb(auditBytes)} MB written to ${audit.file} during the run.`);
   out();
-  out('Targets (issues 5 and 15), ratios from this run');
+  out('Targets (issues 5, 14 and 15), ratios from this run');
   out();
   out(table(
     ['target', 'value', 'goal', 'status'],
@@ -623,6 +658,18 @@ async function main(): Promise<void> {
       + ` ${cores} cores allow at most ${thousands(ceiling)} tokens/s (${fixed(ceiling / a.tokensPerSec, 1)}x (a), ${fixed(ceiling / b.tokensPerSec, 2)} of (b)).`
       + ` At Vault's batch-64 cost (${fixed(vb, 0)} us, from (b)): ${thousands(best)} tokens/s (${fixed(best / a.tokensPerSec, 1)}x (a), ${fixed(best / b.tokensPerSec, 2)} of (b)).`);
   }
+  out();
+  out('Signet CPU per token (issue 14): one token per request (d) against callers\' batches of 64 (f), microseconds of Signet CPU');
+  out();
+  out(table(
+    ['alg', ...CLIENTS.map((n) => `(d) ${n} clients`), ...[...BATCH_CLIENTS].filter((n) => CLIENTS.includes(n)).map((n) => `(f) ${n} clients`)],
+    CASES.map((c) => [
+      c.alg,
+      ...CLIENTS.map((n) => { const r = find(c.alg, n, 'd'); return r ? perToken(r.signetCpu, r) : 'n/a'; }),
+      ...[...BATCH_CLIENTS].filter((n) => CLIENTS.includes(n)).map((n) => { const r = find(c.alg, n, 'f'); return r ? perToken(r.signetCpu, r) : 'n/a'; }),
+    ]),
+    [false, ...CLIENTS.map(() => true), ...[...BATCH_CLIENTS].filter((n) => CLIENTS.includes(n)).map(() => true)],
+  ));
   out();
   const busiest = Math.max(...rows.map((r) => r.otherCpu));
   out(`Other load on the machine during the signing measurements: at most ${fixed(busiest, 0)} % of one core`

@@ -13,6 +13,7 @@ import jwksRoutes from './routes/jwks.ts';
 import keysRoutes from './routes/keys.ts';
 import metricsRoutes from './routes/metrics.ts';
 import signRoutes from './routes/sign.ts';
+import vaultReadRoutes from './routes/vault-api.ts';
 import verifyRoutes from './routes/verify.ts';
 import securityPlugin from './security/plugin.ts';
 import { createServices, type ServiceOptions, type Services } from './services.ts';
@@ -117,6 +118,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(jwksRoutes, { services });
   await app.register(keysRoutes, { services });
   await app.register(metricsRoutes, { services });
+  if (config.vaultApi) await app.register(vaultReadRoutes, { services, mount: config.vaultApi.mount });
 
   // Draining: a keep-alive connection that was busy when close() began would otherwise stay open until its
   // keep-alive timeout and hold the shutdown; answering with Connection: close ends it after the response.

@@ -8,8 +8,11 @@ import { subjectHmac, type AuditFilter, type AuditRecord } from './audit/record.
 import { loadConfig, readConfigDocument, type Config } from './config.ts';
 import { formatDuration, parseDuration } from './duration.ts';
 import { ConfigError, SignetError } from './errors.ts';
-import { createKey, rotateKey, configureKey } from './keys/admin.ts';
+import { readFileSync, statSync } from 'node:fs';
+import { createKey, importKey, policyFor, rotateKey, configureKey } from './keys/admin.ts';
+import { checkKeyFileMode, hmacMaterial, privateKeyMaterial, type ImportMaterial, type SecretEncoding } from './keys/import.ts';
 import { Keyring, type KeyView } from './keys/keyring.ts';
+import { loadStaticKeys, type StaticKey } from './keys/static-keys.ts';
 import { KeyRefresher } from './keys/refresher.ts';
 import { createLogger } from './observability/logger.ts';
 import { serve } from './server.ts';
@@ -24,6 +27,9 @@ const USAGE = `Usage:
   signet keys create NAME --type TYPE [--auto-rotate 90d]
   signet keys rotate NAME                          new version in Vault (published now, signs after publish_delay)
   signet keys retire NAME [--force]                raise min_decryption_version over versions whose tokens expired
+  signet keys import NAME --key-file PEM [--alg ALG] [--force]
+  signet keys import NAME --hmac-secret-file FILE [--hmac-encoding raw|base64|base64url] [--alg HS256] [--force]
+                                                   move an existing private key or HMAC secret into Transit (BYOK)
   signet audit find [--config FILE] [FILE...] [--jti ID] [--caller NAME] [--key NAME] [--kid KID] [--sub VALUE]
                     [--outcome issued|refused|invalid|unavailable|error] [--since T] [--until T] [--json]
                                                    audit records (audit.file and its rotated, gzipped copies, or
@@ -79,7 +85,91 @@ export function formatStatus(view: KeyView): string {
   for (const v of [...view.versions].reverse()) {
     rows.push([`v${v.version}`, v.kid, when(v.createdAt), v.state, when(v.nextChangeAt)]);
   }
-  return `${header}\n${table(rows)}\n`;
+  let legacy = '';
+  if (view.legacy) {
+    const { alias } = view.legacy;
+    const names = [view.legacy.kid !== undefined ? `kid ${view.legacy.kid}` : '', view.legacy.acceptMissingKid ? 'tokens without a kid' : ''].filter(Boolean).join(' and ');
+    const end = 'until' in alias ? when(alias.until) : '-';
+    const state = alias.state === 'active' ? `accepted until ${end}` : alias.state === 'expired' ? `expired at ${end}` : alias.state === 'version-retired' ? 'gone with the retired imported version' : `not honoured: ${alias.error}`;
+    legacy = `old tokens (${names}) → v${view.legacy.version}: ${state}\n`;
+  }
+  return `${header}\n${table(rows)}\n${legacy}`;
+}
+
+export function formatStaticKeys(keys: ReadonlyArray<StaticKey & { active: boolean }>): string {
+  const rows = [['STATIC KEY', 'KID', 'ALG', 'STATE', 'UNTIL']];
+  for (const k of keys) rows.push([k.name, k.kid, k.alg, k.active ? 'verify-only (static)' : 'expired', when(k.until)]);
+  return `${table(rows)}\n`;
+}
+
+const IMPORT_USAGE = 'keys import NAME --key-file PEM [--alg ALG] | --hmac-secret-file FILE [--hmac-encoding raw|base64|base64url] [--alg HS256]';
+
+/** Reads the key file (refused when group or others can read it) and checks what it holds; nothing touches Vault. */
+function readImportInput(values: { 'key-file'?: string; 'hmac-secret-file'?: string; 'hmac-encoding'?: string; alg?: string; force?: boolean }): ImportMaterial {
+  const keyFile = values['key-file'];
+  const secretFile = values['hmac-secret-file'];
+  if ((keyFile === undefined) === (secretFile === undefined)) fail(`${IMPORT_USAGE}\n(one of --key-file or --hmac-secret-file)`, 2);
+  const file = (keyFile ?? secretFile)!;
+  let mode: number;
+  let content: Buffer;
+  try {
+    mode = statSync(file).mode;
+    content = readFileSync(file);
+  } catch (error) {
+    fail(`cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`, 2);
+  }
+  try {
+    checkKeyFileMode(file, mode, values.force === true);
+    if (keyFile !== undefined) return privateKeyMaterial(content.toString('utf8'), values.alg);
+    const encoding = values['hmac-encoding'] ?? 'raw';
+    if (!['raw', 'base64', 'base64url'].includes(encoding)) fail('--hmac-encoding must be raw, base64 or base64url', 2);
+    return hmacMaterial(content, encoding as SecretEncoding, values.alg);
+  } finally {
+    content.fill(0);
+  }
+}
+
+async function runImport(name: string | undefined, values: Parameters<typeof readImportInput>[0] & { config?: string }): Promise<void> {
+  if (!name) fail(IMPORT_USAGE, 2);
+  if (!/^[A-Za-z0-9_.-]{1,128}$/.test(name)) fail(`"${name}" is not a Transit key name (letters, digits, _ . -)`, 2);
+  const input = readImportInput(values);
+  try {
+    // Importing needs only the Vault settings: the key need not be in the configuration yet.
+    const config = loadConfig(values.config, process.env, { keysRequired: false });
+    const control = await connect(config);
+    let imported;
+    try {
+      imported = await importKey(control, name, input);
+    } finally {
+      control.close();
+    }
+    const file = values['key-file'] ?? values['hmac-secret-file'];
+    const mount = config.vault.mount;
+    const importedAt = imported.createdAt > 0 ? when(imported.createdAt) : undefined;
+    process.stdout.write([
+      `imported ${file} into Transit key ${name} (${input.type}, ${input.alg}): not exportable, no plaintext backup, version 1 holds the imported key${importedAt ? ` (created ${importedAt})` : ''}.`,
+      '',
+      'The plaintext key is no longer needed by anything that moves to Signet. Once every app signs through Signet:',
+      `  shred -u ${file}                      (and every other copy: backups, CI variables, .env files)`,
+      '  kubectl delete secret <the Secret that held it>   (and remove it from wherever it was templated from)',
+      'Until then, whoever holds a copy can still sign tokens that Signet accepts.',
+      '',
+      'Add the key to the configuration, with an alias for the tokens already out there:',
+      `  - name: ${name}`,
+      `    alg: ${input.alg}`,
+      '    issuer: <the iss of the old tokens>',
+      `    legacy_kid: ${input.kid ?? '<the kid in the header of the old tokens>'}     # or, for tokens with no kid: accept_missing_kid: true`,
+      `    legacy_until: ${input.type === 'hmac' ? '<a date: when the last old token expires, e.g. 2026-12-31>' : '<a date, or the longest lifetime of the old tokens (e.g. 30d) counted from the import>'}`,
+      '',
+      `Signet's Vault policy (vault-policy.hcl) needs, for this key:`,
+      policyFor(mount, name, input.alg).trimEnd(),
+      '',
+      'Then follow "Moving an existing key into Vault" in the README: deploy Signet, check `signet keys status`, verify an old token with POST /v1/verify, switch the apps.',
+      '',
+    ].join('\n'));
+  } finally {
+    input.material.fill(0);
+  }
 }
 
 /** A control-plane client authenticated once with the configured auth method (no renewal: commands are short). */
@@ -94,6 +184,7 @@ async function connect(config: Config): Promise<VaultControl> {
 async function loadKeys(config: Config): Promise<{ keyring: Keyring; refresher: KeyRefresher; control: VaultControl }> {
   const control = await connect(config);
   const keyring = new Keyring({ clockSkew: config.clockSkew, refreshInterval: config.refreshInterval });
+  keyring.setStaticKeys(loadStaticKeys(config.staticKeys));
   const refresher = new KeyRefresher(config, control, keyring, createLogger('warn'));
   await refresher.refresh();
   return { keyring, refresher, control };
@@ -101,14 +192,18 @@ async function loadKeys(config: Config): Promise<{ keyring: Keyring; refresher: 
 
 async function runKeys(argv: string[]): Promise<void> {
   const [action, ...rest] = argv;
-  if (!['status', 'create', 'rotate', 'retire'].includes(action ?? '')) {
-    fail(`keys: ${action ? `unknown action "${action}"` : 'an action is required'} (status, create, rotate, retire)\n${USAGE}`, 2);
+  if (!['status', 'create', 'rotate', 'retire', 'import'].includes(action ?? '')) {
+    fail(`keys: ${action ? `unknown action "${action}"` : 'an action is required'} (status, create, rotate, retire, import)\n${USAGE}`, 2);
   }
   const { values, positionals } = parseArgs({
     args: rest, allowPositionals: true,
-    options: { config: { type: 'string' }, type: { type: 'string' }, 'auto-rotate': { type: 'string' }, force: { type: 'boolean', default: false } },
+    options: {
+      config: { type: 'string' }, type: { type: 'string' }, 'auto-rotate': { type: 'string' }, force: { type: 'boolean', default: false },
+      'key-file': { type: 'string' }, 'hmac-secret-file': { type: 'string' }, 'hmac-encoding': { type: 'string' }, alg: { type: 'string' },
+    },
   });
   const configFile = values.config;
+  if (action === 'import') return runImport(positionals[0], values);
   if (action === 'create') {
     const name = positionals[0] ?? fail('keys create NAME --type TYPE');
     if (!values.type) fail('keys create: --type is required (ed25519, ecdsa-p256, rsa-2048, hmac, …)');
@@ -131,6 +226,7 @@ async function runKeys(argv: string[]): Promise<void> {
         if (!view) process.stdout.write(`${k.name}: not loaded: ${refresher.errors.get(k.name) ?? 'unknown error'}\n\n`);
         else process.stdout.write(`${formatStatus(view)}\n`);
       }
+      if (config.staticKeys.length > 0) process.stdout.write(formatStaticKeys(keyring.staticKeys()));
       return;
     }
     const name = positionals[0] ?? fail(`keys ${action} NAME`);
@@ -193,8 +289,11 @@ export function formatRecords(records: readonly AuditRecord[]): string {
 async function runAudit(argv: string[]): Promise<void> {
   const [action, ...rest] = argv;
   if (action !== 'find') fail(`audit: ${action ? `unknown action "${action}"` : 'an action is required'} (find)\n${USAGE}`, 2);
+  // A jti, kid or sub may begin with "-" (base64url): "--jti -x" is read as "--jti=-x", not as a missing value.
+  const valued = new Set(['--config', '--jti', '--caller', '--key', '--kid', '--sub', '--outcome', '--since', '--until']);
+  const args = rest.flatMap((arg, i) => (valued.has(rest[i - 1] ?? '') ? [] : valued.has(arg) && i + 1 < rest.length ? [`${arg}=${rest[i + 1]}`] : [arg]));
   const { values, positionals } = parseArgs({
-    args: rest, allowPositionals: true,
+    args, allowPositionals: true,
     options: {
       config: { type: 'string' }, jti: { type: 'string' }, caller: { type: 'string' }, key: { type: 'string' }, kid: { type: 'string' },
       sub: { type: 'string' }, outcome: { type: 'string' }, since: { type: 'string' }, until: { type: 'string' }, json: { type: 'boolean', default: false },

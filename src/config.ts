@@ -7,6 +7,7 @@ import { parseAuditConfig, type AuditConfig } from './audit/config.ts';
 import { parseDuration } from './duration.ts';
 import { ConfigError } from './errors.ts';
 import { isJwsAlg, type JwsAlg } from './jwt/algorithms.ts';
+import { parseDate, parseLegacyUntil, type LegacyConfig } from './keys/legacy.ts';
 import { REGISTERED_BY_SIGNET, type SignetClaim } from './jwt/claims.ts';
 import { parseCallersConfig, parseKeyCallers, type CallersConfig } from './security/callers.ts';
 import { isLoopbackHost, parseAllowedHosts } from './security/hosts.ts';
@@ -56,6 +57,19 @@ export interface KeyConfig {
   requireAudience: boolean;
   /** The `typ` header values this key signs and /v1/verify accepts (RFC 8725 §3.11 explicit typing). */
   allowedTyp: string[];
+  /** Old tokens of an imported key (legacy_kid, accept_missing_kid, legacy_until); undefined: none. */
+  legacy?: LegacyConfig;
+}
+
+/** A `static_keys` entry: a public key only published and verified with, until a date. */
+export interface StaticKeyConfig {
+  name: string;
+  file: string;
+  kid?: string;
+  alg?: JwsAlg;
+  issuer: string;
+  /** Seconds since the epoch. */
+  until: number;
 }
 
 export interface Config {
@@ -81,9 +95,26 @@ export interface Config {
   /** host:port of the read-only public listener (JWKS, discovery, health, metrics); undefined: none. */
   publicListen?: string;
   batching: BatchingConfig;
+  staticKeys: StaticKeyConfig[];
   readiness: ReadinessConfig;
   /** The audit trail of sign decisions; undefined: off. */
   audit?: AuditConfig;
+  /** Kubernetes clusters whose kube-apiserver signs service-account tokens through Signet (ExternalJWTSigner). */
+  kubernetes: KubernetesClusterConfig[];
+  /** The Vault-compatible endpoint (/v1/<mount>/sign/:key …); undefined: off. */
+  vaultApi?: VaultApiConfig;
+  /** batch_input in sign requests (both APIs). */
+  signBatch: SignBatchConfig;
+}
+
+export interface VaultApiConfig {
+  /** The path under /v1/ that Vault clients write to, as a Vault mount: jwt → /v1/jwt/sign/:key. */
+  mount: string;
+}
+
+export interface SignBatchConfig {
+  /** Items a batch_input may hold; more are refused with 413. */
+  maxItems: number;
 }
 
 export interface ReadinessConfig {
@@ -125,6 +156,7 @@ export const DEFAULTS = {
   maxQueue: 2048,
   maxPendingBytes: 16 * 1024 * 1024,
   vaultOutageTolerance: 300,
+  vaultApiMount: 'jwt',
 } as const;
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -234,7 +266,7 @@ function parseAuth(raw: unknown, env: Env): AuthConfig {
 
 const KEY_FIELDS = [
   'name', 'alg', 'issuer', 'audiences', 'audience_pattern', 'subject_pattern', 'default_ttl', 'max_ttl', 'publish_delay',
-  'caller_claims', 'callers', 'require_audience', 'allowed_typ',
+  'caller_claims', 'callers', 'require_audience', 'allowed_typ', 'legacy_kid', 'accept_missing_kid', 'legacy_until',
 ];
 
 /** A claim pattern from the configuration, anchored so it must match the whole value. */
@@ -304,12 +336,77 @@ function parseKey(raw: unknown, index: number, defaults: { jwksMaxAge: number; r
     name, alg: alg as JwsAlg | undefined, issuer, audiences, audiencePattern,
     subjectPattern: pattern(raw.subject_pattern, `${field}.subject_pattern`),
     defaultTtl, maxTtl, publishDelay, callerClaims, callers, requireAudience, allowedTyp,
+    legacy: parseLegacy(raw, field),
   };
+}
+
+/** legacy_kid, accept_missing_kid and legacy_until of a key: all or nothing, since an alias must end. */
+function parseLegacy(raw: Obj, field: string): LegacyConfig | undefined {
+  const kid = string(raw.legacy_kid, `${field}.legacy_kid`);
+  if (kid !== undefined && kid.length > 256) throw new ConfigError(`${field}.legacy_kid`, 'must be at most 256 characters');
+  if (raw.accept_missing_kid !== undefined && typeof raw.accept_missing_kid !== 'boolean') {
+    throw new ConfigError(`${field}.accept_missing_kid`, 'must be true or false');
+  }
+  const acceptMissingKid = raw.accept_missing_kid === true;
+  if (raw.legacy_until === undefined || raw.legacy_until === null) {
+    if (kid !== undefined || acceptMissingKid) {
+      throw new ConfigError(`${field}.legacy_until`, 'is required with legacy_kid or accept_missing_kid: the old tokens must stop verifying at some point (a date, or their longest lifetime as a duration counted from the import)');
+    }
+    return undefined;
+  }
+  if (kid === undefined && !acceptMissingKid) {
+    throw new ConfigError(`${field}.legacy_until`, 'applies only with legacy_kid or accept_missing_kid');
+  }
+  const until = parseLegacyUntil(raw.legacy_until, parseDuration);
+  if (!until) throw new ConfigError(`${field}.legacy_until`, 'must be a date ("2026-12-31" or "2026-12-31T12:00:00Z") or a duration such as "30d" counted from the import');
+  return { kid, acceptMissingKid, until };
+}
+
+const STATIC_KEY_FIELDS = ['name', 'file', 'kid', 'alg', 'issuer', 'until'];
+
+function parseStaticKeys(raw: unknown, keys: KeyConfig[]): StaticKeyConfig[] {
+  if (raw === undefined || raw === null) return [];
+  if (!Array.isArray(raw)) throw new ConfigError('static_keys', 'must be a list of public keys (name, file, kid, alg, issuer, until)');
+  const names = new Set(keys.map((k) => k.name));
+  return raw.map((entry, i) => {
+    const field = `static_keys[${i}]`;
+    if (!isObj(entry)) throw new ConfigError(field, 'must be a mapping');
+    onlyKnown(entry, field, STATIC_KEY_FIELDS);
+    const name = requiredString(entry.name, `${field}.name`);
+    if (names.has(name)) throw new ConfigError(`${field}.name`, `"${name}" is already the name of a key`);
+    names.add(name);
+    const alg = string(entry.alg, `${field}.alg`);
+    if (alg !== undefined && !isJwsAlg(alg)) throw new ConfigError(`${field}.alg`, `unknown JWS alg "${alg}"`);
+    const until = parseDate(entry.until);
+    if (until === undefined) throw new ConfigError(`${field}.until`, 'is required: a date ("2026-12-31" or "2026-12-31T12:00:00Z") after which the key is no longer published or accepted');
+    return {
+      name, file: requiredString(entry.file, `${field}.file`), kid: string(entry.kid, `${field}.kid`), alg: alg as JwsAlg | undefined,
+      issuer: requiredString(entry.issuer, `${field}.issuer`), until,
+    };
+  });
+}
+
+/** One key at most takes tokens without a kid, and no two aliases or static keys claim the same kid. */
+function checkLegacyKids(keys: KeyConfig[], statics: StaticKeyConfig[]): void {
+  const missing = keys.map((k, i) => [k, i] as const).filter(([k]) => k.legacy?.acceptMissingKid);
+  if (missing.length > 1) {
+    throw new ConfigError(`keys[${missing[1]![1]}].accept_missing_kid`, `is already set on key "${missing[0]![0].name}": a token without a kid can be tried against one key only`);
+  }
+  const kids = new Map<string, string>();
+  const claim = (kid: string | undefined, field: string) => {
+    if (kid === undefined) return;
+    const other = kids.get(kid);
+    if (other) throw new ConfigError(field, `kid "${kid}" is already claimed by ${other}`);
+    kids.set(kid, field);
+  };
+  keys.forEach((k, i) => claim(k.legacy?.kid, `keys[${i}].legacy_kid`));
+  statics.forEach((s, i) => claim(s.kid, `static_keys[${i}].kid`));
 }
 
 const TOP_FIELDS = [
   'listen', 'vault', 'keys', 'default_key', 'jwks', 'refresh_interval', 'clock_skew', 'body_limit', 'log_level', 'public_url',
-  'callers', 'allowed_hosts', 'listen_mode', 'listen_group', 'public_listen', 'batching', 'readiness', 'audit',
+  'callers', 'allowed_hosts', 'listen_mode', 'listen_group', 'public_listen', 'batching', 'readiness', 'audit', 'kubernetes',
+  'vault_api', 'sign_batch', 'static_keys',
 ];
 
 /** A `typ` header value: a media type without its "application/" prefix (RFC 7515 §4.1.9). */
@@ -341,6 +438,114 @@ function parseBatching(raw: unknown): BatchingConfig {
     maxPendingBytes: positiveInteger(batching.max_pending_bytes, 'batching.max_pending_bytes', DEFAULTS.maxPendingBytes, 2 ** 40),
   };
 }
+// ---------------------------------------------------------------------------------------------------------
+// vault_api and sign_batch (issue 14): the Vault-compatible endpoint and batch_input.
+
+/** First path segments under /v1/ that Signet's own API uses (and Vault's sys/): not available as a mount. */
+const RESERVED_MOUNTS = ['sign', 'verify', 'jwks', 'keys', 'sys', 'auth', 'identity'];
+/** The smallest useful batch item ({"claims":{"sub":"…"}} with a short subject, a comma) is about 64 bytes. */
+const BYTES_PER_BATCH_ITEM = 64;
+
+function parseVaultApi(raw: unknown): VaultApiConfig | undefined {
+  const api = object(raw, 'vault_api');
+  onlyKnown(api, 'vault_api', ['enabled', 'mount']);
+  if (api.enabled !== undefined && typeof api.enabled !== 'boolean') throw new ConfigError('vault_api.enabled', 'must be true or false');
+  if (api.enabled === false) return undefined;
+  const mount = (string(api.mount, 'vault_api.mount') ?? DEFAULTS.vaultApiMount).replace(/^\/+|\/+$/g, '');
+  if (!/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/.test(mount) || mount.length > 128 || mount.split('/').some((p) => /^\.+$/.test(p))) {
+    throw new ConfigError('vault_api.mount', 'must be a mount path such as "jwt" or "secret/jwt" (letters, digits, _ . -, separated by /)');
+  }
+  const first = mount.split('/')[0]!;
+  if (RESERVED_MOUNTS.includes(first)) {
+    throw new ConfigError('vault_api.mount', `must not start with "${first}/": /v1/${first} is ${first === 'sys' || first === 'auth' || first === 'identity' ? "Vault's own" : "Signet's own API"}`);
+  }
+  return { mount };
+}
+
+function parseSignBatch(raw: unknown, bodyLimit: number, maxQueue: number): SignBatchConfig {
+  const batch = object(raw, 'sign_batch');
+  onlyKnown(batch, 'sign_batch', ['max_items']);
+  const sized = Math.max(1, Math.floor(bodyLimit / BYTES_PER_BATCH_ITEM));
+  const maxItems = positiveInteger(batch.max_items, 'sign_batch.max_items', Math.min(sized, maxQueue), 100_000);
+  // A batch larger than the sign queue of its key could never be queued whole.
+  if (maxItems > maxQueue) throw new ConfigError('sign_batch.max_items', `must be at most batching.max_queue (${maxQueue}): a batch waits in that queue`);
+  return { maxItems };
+}
+
+// --- kubernetes: Signet as kube-apiserver's external service-account token signer -----------------------------
+
+export interface KubernetesClusterConfig {
+  /** A label for logs and metrics. */
+  name: string;
+  /** Unix socket kube-apiserver's --service-account-signing-endpoint names. */
+  socket: string;
+  /** Mode of the socket (default 0600: only Signet's user, which kube-apiserver must run as, or root). */
+  socketMode: number;
+  /** Group that owns the socket (name or gid). */
+  socketGroup?: string;
+  /** The Transit key (one of keys[]) that signs this cluster's tokens; no other caller may sign with it. */
+  key: string;
+}
+
+/** What kube-apiserver accepts from an external signer (the ExternalJWTSigner contract). */
+export const KUBERNETES_ALGS: readonly JwsAlg[] = ['RS256', 'ES256', 'ES384', 'ES512'];
+/** kube-apiserver refuses to start when the signer's longest token lifetime is under 10 minutes. */
+export const KUBERNETES_MIN_MAX_TTL = 600;
+export const KUBERNETES_DEFAULT_SOCKET_MODE = 0o600;
+
+function parseKubernetes(raw: unknown, keys: readonly KeyConfig[], listen: string): KubernetesClusterConfig[] {
+  if (raw === undefined || raw === null) return [];
+  if (!Array.isArray(raw)) throw new ConfigError('kubernetes', 'must be a list of clusters (name, socket, key)');
+  const clusters = raw.map((entry: unknown, i): KubernetesClusterConfig => {
+    const field = `kubernetes[${i}]`;
+    if (!isObj(entry)) throw new ConfigError(field, 'must be a mapping');
+    onlyKnown(entry, field, ['name', 'socket', 'socket_mode', 'socket_group', 'key']);
+    const name = requiredString(entry.name, `${field}.name`);
+    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name)) throw new ConfigError(`${field}.name`, 'must be 1-64 letters, digits, _ . -');
+    const socket = requiredString(entry.socket, `${field}.socket`);
+    if (!socket.startsWith('/')) throw new ConfigError(`${field}.socket`, 'must be an absolute path (kube-apiserver names it in --service-account-signing-endpoint)');
+    if (listen === `unix:${socket}`) throw new ConfigError(`${field}.socket`, 'must differ from listen');
+    let socketMode = KUBERNETES_DEFAULT_SOCKET_MODE;
+    if (entry.socket_mode !== undefined) {
+      if (typeof entry.socket_mode !== 'string' || !/^0?[0-7]{3}$/.test(entry.socket_mode)) {
+        throw new ConfigError(`${field}.socket_mode`, 'must be an octal string such as "0600" or "0660" (quoted: YAML reads 0660 unquoted as a decimal number)');
+      }
+      socketMode = Number.parseInt(entry.socket_mode, 8);
+      // The gRPC API has no caller authentication: whoever can connect can mint this cluster's service-account tokens.
+      if ((socketMode & 0o007) !== 0) {
+        throw new ConfigError(`${field}.socket_mode`, `${entry.socket_mode} lets other local users connect, and whoever can connect can mint this cluster's service-account tokens; use "0600" or "0660"`);
+      }
+    }
+    const key = requiredString(entry.key, `${field}.key`);
+    const keyIndex = keys.findIndex((k) => k.name === key);
+    if (keyIndex < 0) throw new ConfigError(`${field}.key`, `"${key}" is not one of the configured keys (add it to keys)`);
+    const keyConfig = keys[keyIndex]!;
+    if (keyConfig.alg !== undefined && !KUBERNETES_ALGS.includes(keyConfig.alg)) {
+      throw new ConfigError(`keys[${keyIndex}].alg`, `kube-apiserver accepts only ${KUBERNETES_ALGS.join(', ')} (key "${key}" serves kubernetes cluster "${name}")`);
+    }
+    if (keyConfig.maxTtl < KUBERNETES_MIN_MAX_TTL) {
+      throw new ConfigError(`keys[${keyIndex}].max_ttl`, `must be at least ${KUBERNETES_MIN_MAX_TTL}s: kube-apiserver refuses a signer whose longest token lifetime is shorter (key "${key}" serves kubernetes cluster "${name}")`);
+    }
+    if (keyConfig.callers !== undefined) {
+      throw new ConfigError(`keys[${keyIndex}].callers`, `key "${key}" serves kubernetes cluster "${name}": only kube-apiserver signs with it, so no HTTP caller may be named`);
+    }
+    return { name, socket, socketMode, socketGroup: string(entry.socket_group, `${field}.socket_group`), key };
+  });
+  const names = new Set<string>();
+  const sockets = new Set<string>();
+  const usedKeys = new Set<string>();
+  clusters.forEach((c, i) => {
+    if (names.has(c.name)) throw new ConfigError(`kubernetes[${i}].name`, `cluster "${c.name}" is configured twice`);
+    if (sockets.has(c.socket)) throw new ConfigError(`kubernetes[${i}].socket`, `${c.socket} is used by another cluster`);
+    // A token minted for one cluster must never verify in another: one key per cluster.
+    if (usedKeys.has(c.key)) throw new ConfigError(`kubernetes[${i}].key`, `key "${c.key}" already signs for another cluster; give each cluster its own Transit key`);
+    names.add(c.name);
+    sockets.add(c.socket);
+    usedKeys.add(c.key);
+  });
+  return clusters;
+}
+
 const VAULT_FIELDS = ['address', 'mount', 'namespace', 'ca_cert', 'client_cert', 'client_key', 'timeout', 'sign_timeout', 'auth'];
 
 /** Validates a parsed configuration document and applies the environment. */
@@ -411,6 +616,8 @@ export function buildConfig(doc: unknown, env: Env = process.env, options: { key
     if (seen.has(k.name)) throw new ConfigError(`keys[${i}].name`, `key "${k.name}" is configured twice`);
     seen.add(k.name);
   });
+  const staticKeys = parseStaticKeys(root.static_keys, keys);
+  checkLegacyKids(keys, staticKeys);
   const defaultKey = string(root.default_key, 'default_key') ?? keys[0]?.name ?? '';
   if (keys.length > 0 && !seen.has(defaultKey)) throw new ConfigError('default_key', `"${defaultKey}" is not one of the configured keys`);
 
@@ -421,6 +628,7 @@ export function buildConfig(doc: unknown, env: Env = process.env, options: { key
     }
     bodyLimit = root.body_limit;
   }
+  const batching = parseBatching(root.batching);
   const logLevel = env.SIGNET_LOG_LEVEL || string(root.log_level, 'log_level') || DEFAULTS.logLevel;
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
     throw new ConfigError('log_level', 'must be one of fatal, error, warn, info, debug, trace, silent');
@@ -453,9 +661,13 @@ export function buildConfig(doc: unknown, env: Env = process.env, options: { key
     listenMode,
     listenGroup,
     publicListen,
-    batching: parseBatching(root.batching),
+    batching,
     readiness: parseReadiness(root.readiness),
+    staticKeys,
     audit: parseAuditConfig(root.audit),
+    kubernetes: parseKubernetes(root.kubernetes, keys, listen),
+    vaultApi: parseVaultApi(root.vault_api),
+    signBatch: parseSignBatch(root.sign_batch, bodyLimit, batching.maxQueue),
   };
 }
 

@@ -4,6 +4,7 @@
 import type { FastifyInstance } from 'fastify';
 import { buildApp, buildPublicApp, type AppDeps } from './app.ts';
 import { splitHostPort, type Config } from './config.ts';
+import { startKubernetesSigners, type KubernetesSigner } from './kubernetes/server.ts';
 import { listenUnixSocket } from './security/socket.ts';
 
 export const SHUTDOWN_GRACE_MS = 10_000;
@@ -24,6 +25,8 @@ export interface Running {
   /** The read-only public listener, when public_listen is set. */
   publicApp?: FastifyInstance;
   publicAddress?: string;
+  /** The ExternalJWTSigner sockets, one per configured kubernetes cluster. */
+  kubernetes: KubernetesSigner[];
   close(): Promise<void>;
 }
 
@@ -46,6 +49,14 @@ export async function serve(config: Config, deps: AppDeps = {}): Promise<Running
     publicAddress = await publicApp.listen({ host, port });
     app.log.info({ event: 'listening_public', address: publicAddress }, `read-only public listener (JWKS, discovery, health, metrics) on ${publicAddress}`);
   }
+  let kubernetes: KubernetesSigner[];
+  try {
+    kubernetes = await startKubernetesSigners(app.services);
+  } catch (error) {
+    await publicApp?.close();
+    await app.close();
+    throw error;
+  }
   // logrotate's postrotate sends SIGHUP: reopen the audit file. (Only with an audit file: otherwise SIGHUP keeps
   // its default action.)
   const onHangup = () => app.services.audit.reopen();
@@ -59,11 +70,12 @@ export async function serve(config: Config, deps: AppDeps = {}): Promise<Running
         process.exit(1);
       }, SHUTDOWN_GRACE_MS);
       timer.unref();
+      await Promise.all(kubernetes.map((k) => k.close()));
       await publicApp?.close();
       await app.close();
       clearTimeout(timer);
     })();
     return closing;
   };
-  return { app, address, publicApp, publicAddress, close };
+  return { app, address, publicApp, publicAddress, kubernetes, close };
 }

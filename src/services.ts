@@ -4,6 +4,8 @@ import type { Logger } from 'pino';
 import { Auditor } from './audit/auditor.ts';
 import type { Config } from './config.ts';
 import { Keyring } from './keys/keyring.ts';
+import { logLegacyChange } from './keys/legacy-log.ts';
+import { loadStaticKeys } from './keys/static-keys.ts';
 import { KeyRefresher } from './keys/refresher.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { DEFAULT_BATCHER, SignBatcher, type BatcherOptions } from './signer/batcher.ts';
@@ -82,7 +84,8 @@ export function createServices(config: Config, log: Logger, options: ServiceOpti
     keyLog.info({ event: 'version_state', ...change }, `key ${change.key} version ${change.version}: ${change.from} → ${change.to}`);
   }, (key, message) => {
     keyLog.error({ event: 'key_state_invalid', key, err: message }, 'cannot evaluate the key state read from Vault; keeping the last good state of this key');
-  });
+  }, (change) => logLegacyChange(keyLog, change));
+  keyring.setStaticKeys(loadStaticKeys(config.staticKeys));
   const refresher = new KeyRefresher(config, control, keyring, log, (key, outcome) => metrics.keyRefresh.inc({ key, outcome }));
   const signBudgetMs = config.vault.signTimeout * 1000;
   const batcher = new SignBatcher(
@@ -130,7 +133,7 @@ export function createServices(config: Config, log: Logger, options: ServiceOpti
     },
     (key, size) => metrics.batchSize.observe({ key }, size),
   );
-  const signer = new Signer(config.keys, keyring, batcher, () => refresher.refresh());
+  const signer = new Signer(config.keys, keyring, batcher, () => refresher.refreshSince(Date.now()));
   const verifier = new Verifier(keyring, refresher, transit, config.clockSkew);
   const audit = new Auditor(config.audit, log, metrics);
 

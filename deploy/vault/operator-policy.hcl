@@ -1,6 +1,6 @@
-# Vault policy for the people and jobs that manage Signet's Transit keys: create keys, rotate them, change their
-# configuration (auto_rotate_period, min_encryption_version, min_decryption_version) and read their state.
-# `signet keys create|rotate|retire|status` and `vault write transit/keys/NAME/rotate` run with it.
+# Vault policy for the people and jobs that manage Signet's Transit keys: create or import keys, rotate them, change
+# their configuration (auto_rotate_period, min_encryption_version, min_decryption_version) and read their state.
+# `signet keys create|import|rotate|retire|status` and `vault write transit/keys/NAME/rotate` run with it.
 #
 # Never granted: export (transit/export), backups (transit/backup, transit/restore), deleting or trimming a key,
 # and signing or HMAC with a key (operators manage keys; only Signet signs). The deny rules make that hold even
@@ -31,6 +31,17 @@ path "transit/keys/+/rotate" {
 # auto_rotate_period, min_encryption_version (force a switch), min_decryption_version (retire versions).
 path "transit/keys/+/config" {
   capabilities = ["update", "read"]
+}
+
+# Import an existing private key or HMAC secret (signet keys import): read Vault's wrapping key (a public RSA key
+# the key travels wrapped under), then create the key through the import endpoint, which never replaces a key.
+# import_version (new material for an existing key) is not granted: Signet's keys rotate inside Vault.
+path "transit/wrapping_key" {
+  capabilities = ["read"]
+}
+
+path "transit/keys/+/import" {
+  capabilities = ["update"]
 }
 
 # Operator tokens look themselves up (the signet CLI does so before it acts).

@@ -9,7 +9,7 @@ const SEGMENT = /^[A-Za-z0-9_-]+$/;
 const FORBIDDEN_HEADERS = ['jku', 'x5u', 'jwk', 'x5c'];
 
 export interface ParsedToken {
-  header: Record<string, unknown> & { alg: string; kid: string };
+  header: Record<string, unknown> & { alg: string; kid?: string };
   /** `header.payload`, the bytes that were signed. */
   signingInput: string;
   payloadSegment: string;
@@ -73,7 +73,8 @@ export function parseToken(token: string): ParsedToken {
   if (Object.hasOwn(header, 'crit')) throw new TokenInvalidError('header crit: no critical extensions are supported');
   if (Object.hasOwn(header, 'b64')) throw new TokenInvalidError('header b64: unencoded payloads are not accepted');
   if (typeof header.cty === 'string' && header.cty.toUpperCase() === 'JWT') throw new TokenInvalidError('header cty: nested JWTs are not accepted');
-  if (typeof header.kid !== 'string' || header.kid.length === 0) throw new TokenInvalidError('header kid: missing');
+  // A token without a kid is refused by the verifier unless a key takes such tokens (accept_missing_kid).
+  if (Object.hasOwn(header, 'kid') && (typeof header.kid !== 'string' || header.kid.length === 0)) throw new TokenInvalidError('header kid: missing');
   return {
     header: header as ParsedToken['header'],
     signingInput: `${headerSegment}.${payloadSegment}`,

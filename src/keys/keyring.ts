@@ -6,8 +6,10 @@ import { createHash, type KeyObject } from 'node:crypto';
 import type { JWK } from 'jose';
 import type { KeyConfig } from '../config.ts';
 import { algSpec, type AlgSpec, type JwsAlg } from '../jwt/algorithms.ts';
+import { aliasState, IMPORTED_VERSION, staticKeyActive, type AliasState } from './legacy.ts';
 import type { VersionMaterial } from './material.ts';
 import { computeSchedule, isPublished, type VersionState } from './schedule.ts';
+import type { StaticKey } from './static-keys.ts';
 import type { TransitKey } from './transit-key.ts';
 
 export interface VersionView {
@@ -38,6 +40,41 @@ export interface KeyView {
   nextRotationAt?: number;
   /** When Signet last read this key from Vault (ms since the epoch). */
   loadedAt: number;
+  /** The alias of the imported version for tokens minted before the import (legacy_kid, accept_missing_kid). */
+  legacy?: LegacyView;
+}
+
+export interface LegacyView {
+  kid?: string;
+  acceptMissingKid: boolean;
+  version: number;
+  alias: AliasState;
+}
+
+/** What a token is verified against: a published version (by its kid or an alias of it), or a static key. */
+export interface VerificationTarget {
+  key: string;
+  /** 0 for a static key. */
+  version: number;
+  /** Signet's kid of the version (or the static key's kid). */
+  kid: string;
+  alg: JwsAlg;
+  spec: AlgSpec;
+  publicKey?: KeyObject;
+  issuer: string;
+  allowedTyp: string[];
+  requireAudience: boolean;
+  via: 'kid' | 'legacy_kid' | 'missing_kid' | 'static';
+}
+
+/** An alias or static key starting or stopping to verify (logged, and counted in a metric). */
+export interface LegacyChange {
+  kind: 'legacy_kid' | 'missing_kid' | 'static';
+  key: string;
+  kid?: string;
+  from: AliasState['state'] | 'new';
+  to: AliasState['state'];
+  until?: number;
 }
 
 export interface LoadedKey {
@@ -78,14 +115,33 @@ export class Keyring {
   #jwks: Jwks | undefined;
   #onChange: (change: StateChange) => void;
   #onError: (key: string, message: string) => void;
+  #onLegacyChange: (change: LegacyChange) => void;
+  #statics: StaticKey[] = [];
+  #staticStates = new Map<string, AliasState['state']>();
+  #legacyStates = new Map<string, AliasState['state']>();
+  #aliases = new Map<string, VerificationTarget>();
+  #missingKid: VerificationTarget | undefined;
 
   constructor(
     settings: ScheduleSettings, onChange: (change: StateChange) => void = () => {},
     onError: (key: string, message: string) => void = () => {},
+    onLegacyChange: (change: LegacyChange) => void = () => {},
   ) {
     this.#settings = settings;
     this.#onChange = onChange;
     this.#onError = onError;
+    this.#onLegacyChange = onLegacyChange;
+  }
+
+  /** The static_keys (published and verified with until their date, never signing). */
+  setStaticKeys(keys: readonly StaticKey[]): void {
+    this.#statics = [...keys];
+    this.#validUntil = -Infinity;
+  }
+
+  /** The static keys and whether each is still published now. */
+  staticKeys(now = Date.now() / 1000): Array<StaticKey & { active: boolean }> {
+    return this.#statics.map((k) => ({ ...k, active: staticKeyActive(k.until, now) }));
   }
 
   /** Replaces a key's state with a fresh read from Vault. */
@@ -107,10 +163,19 @@ export class Keyring {
     if (now < this.#validUntil) return;
     let validUntil = Infinity;
     const kids = new Map<string, { key: string; version: number }>();
+    const aliases = new Map<string, VerificationTarget>();
+    let missingKid: VerificationTarget | undefined;
     for (const [name, loaded] of this.#loaded) {
       // Each key on its own: one key whose state cannot be evaluated keeps its last view, and the others go on.
       try {
         validUntil = Math.min(validUntil, this.#evaluateKey(name, loaded, now, kids));
+        const view = this.#views.get(name)!;
+        const alias = this.#evaluateLegacy(view, loaded, now);
+        if (alias) {
+          if (alias.kid !== undefined) aliases.set(alias.kid, { ...alias.target, via: 'legacy_kid' });
+          if (alias.missing) missingKid = { ...alias.target, via: 'missing_kid' };
+          validUntil = Math.min(validUntil, alias.until);
+        }
       } catch (error) {
         this.#onError(name, error instanceof Error ? error.message : String(error));
         // Back to the last state that evaluated (or none): the bad read is not evaluated again.
@@ -119,11 +184,70 @@ export class Keyring {
         else this.#loaded.delete(name);
         const previous = this.#views.get(name);
         if (previous) for (const v of previous.versions) if (isPublished(v.state)) kids.set(v.kid, { key: name, version: v.version });
+        // Its alias too, while the last good evaluation said it lasts.
+        const legacy = previous?.legacy?.alias;
+        if (legacy?.state === 'active' && now < legacy.until) {
+          for (const [kid, target] of this.#aliases) if (target.key === name && target.via === 'legacy_kid') aliases.set(kid, target);
+          if (this.#missingKid?.key === name) missingKid = this.#missingKid;
+          validUntil = Math.min(validUntil, legacy.until);
+        }
       }
     }
+    for (const k of this.#statics) {
+      const state = staticKeyActive(k.until, now) ? 'active' : 'expired';
+      const before = this.#staticStates.get(k.name);
+      if (before !== state) this.#onLegacyChange({ kind: 'static', key: k.name, kid: k.kid, from: before ?? 'new', to: state, until: k.until });
+      this.#staticStates.set(k.name, state);
+      if (state === 'active') {
+        aliases.set(k.kid, {
+          key: k.name, version: 0, kid: k.kid, alg: k.alg, spec: algSpec(k.alg), publicKey: k.publicKey, issuer: k.issuer,
+          allowedTyp: ['JWT'], requireAudience: false, via: 'static',
+        });
+        validUntil = Math.min(validUntil, k.until);
+      }
+    }
+    this.#aliases = aliases;
+    this.#missingKid = missingKid;
     this.#kids = kids;
     this.#validUntil = validUntil;
     this.#jwks = undefined;
+  }
+
+  /**
+   * The alias of a key's imported version (legacy_kid, accept_missing_kid): set on the view, reported when its
+   * state changes, and returned while it is active.
+   */
+  #evaluateLegacy(view: KeyView, loaded: LoadedKey, now: number) {
+    const { config, transit } = loaded;
+    if (!config.legacy) return undefined;
+    const imported = view.versions.find((v) => v.version === IMPORTED_VERSION);
+    let alias: AliasState;
+    // Transit clears imported_key when an imported key rotates, so it only tells while version 1 is the latest.
+    if (!transit.imported && transit.latestVersion === IMPORTED_VERSION) {
+      alias = { state: 'error', error: `Transit key "${view.name}" was not created by an import, so no version holds the old key` };
+    } else if (!imported) {
+      // min_decryption_version above the imported version: Vault no longer lists it, and its alias went with it.
+      alias = { state: 'version-retired', until: 'at' in config.legacy.until ? config.legacy.until.at : 0 };
+    } else {
+      alias = aliasState(config.legacy, { version: IMPORTED_VERSION, createdAt: imported.createdAt, published: isPublished(imported.state) }, now);
+    }
+    const before = this.#legacyStates.get(view.name);
+    this.#legacyStates.set(view.name, alias.state);
+    view.legacy = { kid: config.legacy.kid, acceptMissingKid: config.legacy.acceptMissingKid, version: IMPORTED_VERSION, alias };
+    this.#reportLegacy(view.name, config.legacy.kid, config.legacy.acceptMissingKid, before, alias);
+    if (alias.state !== 'active' || !imported || imported.unidentified) return undefined;
+    const target: Omit<VerificationTarget, 'via'> = {
+      key: view.name, version: imported.version, kid: imported.kid, alg: view.alg, spec: view.spec, publicKey: imported.publicKey,
+      issuer: config.issuer, allowedTyp: config.allowedTyp, requireAudience: config.requireAudience,
+    };
+    return { target, kid: config.legacy.kid, missing: config.legacy.acceptMissingKid, until: alias.until };
+  }
+
+  #reportLegacy(key: string, kid: string | undefined, missing: boolean, before: AliasState['state'] | undefined, after: AliasState): void {
+    if (before === after.state) return;
+    const until = 'until' in after ? after.until : undefined;
+    if (kid !== undefined) this.#onLegacyChange({ kind: 'legacy_kid', key, kid, from: before ?? 'new', to: after.state, until });
+    if (missing) this.#onLegacyChange({ kind: 'missing_kid', key, from: before ?? 'new', to: after.state, until });
   }
 
   /** Evaluates one key's schedule into its view; returns when it next changes (Infinity: no change scheduled). */
@@ -207,7 +331,23 @@ export class Keyring {
     return found.sort((a, b) => b.version.version - a.version.version).slice(0, limit);
   }
 
-  /** The JWKS document: every published version of every asymmetric key. HMAC keys never appear. */
+  /**
+   * What a token's kid names: a published version, the alias (legacy_kid) of an imported version, or a static key;
+   * for a token with no kid, the imported version of the key with accept_missing_kid. Undefined when none (or the
+   * alias has expired).
+   */
+  resolve(kid: string | undefined, now = Date.now() / 1000): VerificationTarget | undefined {
+    this.#evaluate(now);
+    if (kid === undefined) return this.#missingKid;
+    const found = this.findKid(kid, now);
+    if (found) return targetOf(found.view, found.version);
+    return this.#aliases.get(kid);
+  }
+
+  /**
+   * The JWKS document: every published version of every asymmetric key, the imported version a second time under
+   * its legacy_kid while that alias lasts, and the static keys until their date. HMAC keys never appear.
+   */
   jwks(now = Date.now() / 1000): Jwks {
     this.#evaluate(now);
     if (!this.#jwks) {
@@ -216,10 +356,26 @@ export class Keyring {
         if (!view.spec.publishable) continue;
         for (const v of view.versions) if (isPublished(v.state) && v.jwk) keys.push(v.jwk);
       }
+      for (const [kid, target] of this.#aliases) {
+        // A legacy kid that is Signet's own kid too (the old system used RFC 7638 thumbprints) is there already.
+        if (!target.spec.publishable || !target.publicKey || this.#kids.has(kid)) continue;
+        const jwk = target.via === 'static'
+          ? this.#statics.find((k) => k.kid === kid)?.jwk
+          : this.#views.get(target.key)?.versions.find((v) => v.version === target.version)?.jwk;
+        if (jwk) keys.push({ ...jwk, kid });
+      }
       const body = JSON.stringify({ keys });
       const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`;
       this.#jwks = { body, etag, keyCount: keys.length };
     }
     return this.#jwks;
   }
+}
+
+/** A published version as what a token is verified against (found by Signet's own kid). */
+export function targetOf(view: KeyView, version: VersionView): VerificationTarget {
+  return {
+    key: view.name, version: version.version, kid: version.kid, alg: view.alg, spec: view.spec, publicKey: version.publicKey,
+    issuer: view.config.issuer, allowedTyp: view.config.allowedTyp, requireAudience: view.config.requireAudience, via: 'kid',
+  };
 }

@@ -8,6 +8,7 @@ import { SignetError, VaultResponseError } from '../errors.ts';
 import { isSymmetric, resolveAlg } from '../jwt/algorithms.ts';
 import type { VaultControl } from '../vault/control.ts';
 import type { Keyring, LoadedKey } from './keyring.ts';
+import { aliasEnd, IMPORTED_VERSION } from './legacy.ts';
 import { buildMaterial, HMAC_FINGERPRINT_INPUT, type VersionMaterial } from './material.ts';
 import { parseTransitKey } from './transit-key.ts';
 
@@ -30,6 +31,7 @@ export class KeyRefresher {
   readonly #unidentifiedLogged = new Map<string, Set<number>>();
   #timer: NodeJS.Timeout | undefined;
   #inflight: Promise<void> | undefined;
+  #inflightStartedAt = 0;
   #lastOnDemand = 0;
   #stopped = false;
   /** Last error per key; empty when every key loaded at the last refresh. */
@@ -70,10 +72,24 @@ export class KeyRefresher {
 
   /** Reads every key from Vault once; concurrent callers share the same read. */
   refresh(): Promise<void> {
-    this.#inflight ??= this.#refreshAll().finally(() => {
-      this.#inflight = undefined;
-    });
+    if (!this.#inflight) {
+      this.#inflightStartedAt = Date.now();
+      this.#inflight = this.#refreshAll().finally(() => {
+        this.#inflight = undefined;
+      });
+    }
     return this.#inflight;
+  }
+
+  /**
+   * A read that starts no earlier than `since` (ms since the epoch): a read already under way joins only if it
+   * started then or later. The signer needs this after Vault refused a version below min_encryption_version: a
+   * periodic read that began before the operator's change would hand it the old version again.
+   */
+  async refreshSince(since: number): Promise<void> {
+    if (this.#inflight && this.#inflightStartedAt >= since) return this.#inflight;
+    if (this.#inflight) await this.#inflight;
+    return this.refresh();
   }
 
   /**
@@ -110,6 +126,9 @@ export class KeyRefresher {
       }
     }));
     if (this.errors.size === 0) this.lastSuccessAt = Date.now();
+    // Evaluate the schedule now, so version and alias transitions are logged within a refresh interval even
+    // when nothing reads the keys.
+    this.#keyring.views();
   }
 
   async #load(name: string): Promise<LoadedKey> {
@@ -129,6 +148,18 @@ export class KeyRefresher {
     const resolved = resolveAlg(transit.type, config.alg);
     if ('error' in resolved) throw new SignetError(503, 'key_unsupported', `keys[${index}].alg: ${resolved.error}`);
     const { alg } = resolved;
+    if (config.legacy) {
+      // An alias that cannot be honoured keeps the key unloaded (and /readyz false), so a rollout stops here
+      // instead of refusing the old tokens the alias was meant to keep valid.
+      const setting = config.legacy.kid !== undefined ? 'legacy_kid' : 'accept_missing_kid';
+      // Transit clears imported_key when an imported key rotates, so it only tells while version 1 is the latest.
+      if (!transit.imported && transit.latestVersion === IMPORTED_VERSION) {
+        throw new SignetError(503, 'key_unsupported', `keys[${index}].${setting}: Transit key "${name}" was not created by an import (npx signet keys import ${name} ...), so no version of it holds the old key`);
+      }
+      const imported = transit.versions.find((v) => v.version === IMPORTED_VERSION);
+      const end = imported ? aliasEnd(config.legacy.until, imported.createdAt) : 0;
+      if (typeof end !== 'number') throw new SignetError(503, 'key_unsupported', `keys[${index}].${end.error}`);
+    }
     const cache = this.#cache.get(name) ?? new Map<string, VersionMaterial>();
     const materials = new Map<number, VersionMaterial>();
     const fresh = new Map<string, VersionMaterial>();

@@ -18,6 +18,11 @@ export interface TransitKey extends VaultKeyTimeline {
   type: TransitKeyType;
   derived: boolean;
   exportable: boolean;
+  /**
+   * Created by Transit's import endpoint (signet keys import): its first version holds the imported key. Transit
+   * sets it back to false when the key rotates.
+   */
+  imported: boolean;
   versions: TransitVersion[];
 }
 
@@ -50,6 +55,7 @@ export function parseTransitKey(name: string, data: Record<string, unknown> | un
     type,
     derived: data.derived === true,
     exportable: data.exportable === true,
+    imported: data.imported_key === true,
     versions,
     latestVersion: latest || (versions.at(-1)?.version ?? 1),
     minEncryptionVersion: Number(data.min_encryption_version ?? 0),

@@ -3,6 +3,7 @@
 
 import type { FastifyInstance } from 'fastify';
 import type { KeyView } from '../keys/keyring.ts';
+import type { StaticKey } from '../keys/static-keys.ts';
 import type { Services } from '../services.ts';
 
 const iso = (seconds: number | undefined): string | null =>
@@ -32,6 +33,28 @@ export function describeKey(view: KeyView) {
       state: v.state,
       next_change_at: iso(v.nextChangeAt),
     })),
+    ...(view.legacy ? {
+      legacy: {
+        kid: view.legacy.kid ?? null,
+        accept_missing_kid: view.legacy.acceptMissingKid,
+        version: view.legacy.version,
+        state: view.legacy.alias.state,
+        until: 'until' in view.legacy.alias ? iso(view.legacy.alias.until) : null,
+        ...('error' in view.legacy.alias ? { error: view.legacy.alias.error } : {}),
+      },
+    } : {}),
+  };
+}
+
+/** A static key: one verify-only entry with its end date (gone once the date has passed). */
+export function describeStaticKey(key: StaticKey & { active: boolean }) {
+  return {
+    name: key.name,
+    type: 'static',
+    alg: key.alg,
+    loaded: true,
+    versions: key.active ? [{ version: 0, kid: key.kid, created: null, state: 'verify-only (static)', next_change_at: iso(key.until) }] : [],
+    next_change_at: key.active ? iso(key.until) : null,
   };
 }
 
@@ -59,6 +82,13 @@ export default async function keysRoutes(app: FastifyInstance, { services }: { s
                   min_decryption_version: { type: 'integer' }, auto_rotate_period: { type: 'integer' },
                   publish_delay: { type: 'integer' }, max_ttl: { type: 'integer' },
                   next_change_at: nullableString, next_rotation_at: nullableString, loaded_at: { type: 'string' },
+                  legacy: {
+                    type: 'object',
+                    properties: {
+                      kid: nullableString, accept_missing_kid: { type: 'boolean' }, version: { type: 'integer' },
+                      state: { type: 'string' }, until: nullableString, error: { type: 'string' },
+                    },
+                  },
                   versions: {
                     type: 'array',
                     items: {
@@ -79,12 +109,15 @@ export default async function keysRoutes(app: FastifyInstance, { services }: { s
   }, async () => {
     const views = new Map(keyring.views().map((v) => [v.name, v]));
     return {
-      keys: config.keys.map((k) => {
-        const view = views.get(k.name);
-        const error = refresher.errors.get(k.name);
-        if (!view) return { name: k.name, loaded: false, ...(error ? { error } : {}) };
-        return { ...describeKey(view), ...(error ? { error } : {}) };
-      }),
+      keys: [
+        ...config.keys.map((k) => {
+          const view = views.get(k.name);
+          const error = refresher.errors.get(k.name);
+          if (!view) return { name: k.name, loaded: false, ...(error ? { error } : {}) };
+          return { ...describeKey(view), ...(error ? { error } : {}) };
+        }),
+        ...keyring.staticKeys().map(describeStaticKey),
+      ],
     };
   });
 }

@@ -19,6 +19,13 @@ export function updateGauges(services: Services): void {
     if (view.nextChangeAt !== undefined) metrics.nextStateChange.set({ key: k.name }, Math.max(0, view.nextChangeAt - now));
     else metrics.nextStateChange.remove({ key: k.name });
   }
+  for (const view of keyring.views(now)) {
+    if (!view.legacy) continue;
+    const active = view.legacy.alias.state === 'active' ? 1 : 0;
+    if (view.legacy.kid !== undefined) metrics.legacyAlias.set({ key: view.name, kind: 'legacy_kid' }, active);
+    if (view.legacy.acceptMissingKid) metrics.legacyAlias.set({ key: view.name, kind: 'missing_kid' }, active);
+  }
+  for (const k of keyring.staticKeys(now)) metrics.legacyAlias.set({ key: k.name, kind: 'static' }, k.active ? 1 : 0);
   metrics.publishedKeys.set(keyring.jwks(now).keyCount);
   const status = auth.status();
   metrics.authenticated.set(status.authenticated ? 1 : 0);

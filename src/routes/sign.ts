@@ -1,56 +1,29 @@
-// POST /v1/sign/:key and POST /v1/sign (the default key).
+// POST /v1/sign/:key and POST /v1/sign (the default key), and the Vault-compatible sign routes (vault-api.ts):
+// both shapes over one sign path (sign-core.ts), under the same event-loop protection.
 
 import underPressure from '@fastify/under-pressure';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { AuditUnavailableError } from '../audit/auditor.ts';
-import { callerName } from '../audit/record.ts';
-import { SignetError, VaultUnavailableError } from '../errors.ts';
-import { authorizeKeyUse } from '../security/callers.ts';
 import type { Services } from '../services.ts';
-import type { SignRequest } from '../signer/signer.ts';
 import { errorResponses } from './schemas.ts';
-
-const body = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['claims'],
-  properties: {
-    claims: { type: 'object' },
-    ttl: { anyOf: [{ type: 'string', minLength: 1, maxLength: 32 }, { type: 'integer', minimum: 1 }] },
-    headers: {
-      type: 'object',
-      additionalProperties: false,
-      properties: { typ: { type: 'string', pattern: '^[A-Za-z0-9.+/-]{1,64}$' } },
-    },
-  },
-} as const;
+import { batchResultsSchema, createSignCore, keyParams, signBodySchema, signResultSchema, type SignBody, type SignContext, type SignOutcome } from './sign-core.ts';
+import { vaultSignRoutes } from './vault-api.ts';
 
 const response = {
+  // One token ({token, kid, …}) or, for batch_input, {key, batch_results: [...]} in the order of the items.
   200: {
     type: 'object',
-    required: ['token', 'kid', 'alg', 'key', 'key_version', 'expires_at'],
-    properties: {
-      token: { type: 'string' },
-      kid: { type: 'string' },
-      alg: { type: 'string' },
-      key: { type: 'string' },
-      key_version: { type: 'integer' },
-      expires_at: { type: 'integer' },
-    },
+    properties: { ...signResultSchema.properties, batch_results: batchResultsSchema },
   },
   ...errorResponses,
 } as const;
 
-export function outcomeOf(error: unknown): string {
-  if (error instanceof AuditUnavailableError) return 'audit_error';
-  if (error instanceof SignetError) return error.status >= 500 ? 'vault_error' : error.status === 403 ? 'refused' : 'invalid';
-  return 'error';
+function signetShape(outcome: SignOutcome) {
+  return outcome.batch ? { key: outcome.key, batch_results: outcome.results } : outcome.result;
 }
 
 export default async function signRoutes(app: FastifyInstance, { services }: { services: Services }): Promise<void> {
-  const { signer, metrics, config, audit } = services;
-  const configured = new Set(config.keys.map((k) => k.name));
-  const keyConfigs = new Map(config.keys.map((k) => [k.name, k]));
+  const { metrics, config } = services;
+  const core = createSignCore(services);
 
   // Event-loop protection for the sign routes only (this plugin's context): when the loop lags, refuse new
   // signs at once rather than queue work that will answer too late. Health, JWKS and metrics keep answering.
@@ -67,44 +40,12 @@ export default async function signRoutes(app: FastifyInstance, { services }: { s
     },
   });
 
-  async function handle(name: string, request: FastifyRequest, reply: FastifyReply) {
-    const started = performance.now();
-    const label = configured.has(name) ? name : '(unknown)';
-    const signRequest = request.body as SignRequest;
-    try {
-      let result;
-      try {
-        authorizeKeyUse(keyConfigs.get(name), request.caller);
-        result = await signer.sign(name, signRequest);
-      } catch (error) {
-        // A refusal is recorded too, and answered only once its record is written (or it fails closed).
-        await audit.signDecision({ requestId: request.id, caller: callerName(request.caller), key: name, claims: signRequest.claims, error });
-        throw error;
-      }
-      // The token leaves only after its audit record is written (when auditing is on).
-      const recorded = audit.signDecision({ requestId: request.id, caller: callerName(request.caller), key: name, result });
-      if (recorded) await recorded;
-      metrics.signRequests.inc({ key: label, outcome: 'ok' });
-      return reply.send(result);
-    } catch (error) {
-      metrics.signRequests.inc({ key: label, outcome: outcomeOf(error) });
-      if (error instanceof VaultUnavailableError && (error.reason === 'circuit_open' || error.reason === 'overloaded')) {
-        metrics.shedRequests.inc({ reason: error.reason });
-      }
-      if (error instanceof AuditUnavailableError) reply.header('retry-after', String(error.retryAfterSeconds));
-      throw error;
-    } finally {
-      metrics.signDuration.observe({ key: label }, (performance.now() - started) / 1000);
-    }
-  }
+  const context = (request: FastifyRequest, reply: FastifyReply): SignContext =>
+    ({ requestId: request.id, caller: request.caller, body: request.body as SignBody, log: request.log, reply });
+  app.post('/v1/sign/:key', { schema: { body: signBodySchema, params: keyParams, response } }, async (request, reply) =>
+    signetShape(await core((request.params as { key: string }).key, context(request, reply))));
+  app.post('/v1/sign', { schema: { body: signBodySchema, response } }, async (request, reply) =>
+    signetShape(await core(config.defaultKey, context(request, reply))));
 
-  app.post('/v1/sign/:key', {
-    schema: {
-      body,
-      params: { type: 'object', properties: { key: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,128}$' } }, required: ['key'] },
-      response,
-    },
-  }, (request, reply) => handle((request.params as { key: string }).key, request, reply));
-
-  app.post('/v1/sign', { schema: { body, response } }, (request, reply) => handle(config.defaultKey, request, reply));
+  if (config.vaultApi) await app.register(vaultSignRoutes, { services, core, mount: config.vaultApi.mount });
 }

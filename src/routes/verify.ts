@@ -5,7 +5,7 @@ import { TokenInvalidError } from '../errors.ts';
 import { MAX_TOKEN_LENGTH } from '../jwt/parse.ts';
 import type { Services } from '../services.ts';
 import type { VerifyRequest } from '../verifier/verifier.ts';
-import { outcomeOf } from './sign.ts';
+import { outcomeOf } from './sign-core.ts';
 import { errorResponses } from './schemas.ts';
 
 export default async function verifyRoutes(app: FastifyInstance, { services }: { services: Services }): Promise<void> {
@@ -50,6 +50,7 @@ export default async function verifyRoutes(app: FastifyInstance, { services }: {
     try {
       const result = await verifier.verify(request.body as VerifyRequest);
       metrics.verifyRequests.inc({ outcome: 'valid' });
+      if (result.via !== 'kid') metrics.legacyVerifications.inc({ key: result.key, kind: result.via });
       return reply.send(result);
     } catch (error) {
       metrics.verifyRequests.inc({ outcome: error instanceof TokenInvalidError ? 'invalid' : outcomeOf(error) });

@@ -206,12 +206,21 @@ export class CallerTokens {
     return new Set(this.#entries.flatMap((e) => (e.name === undefined ? [] : [e.name])));
   }
 
-  authenticate(authorization: string | undefined): AuthResult {
+  /**
+   * `vaultToken` is the X-Vault-Token header, which Vault clients (the vault CLI, hvac…) send: a caller token is
+   * accepted there too when no Authorization header is given. It is only compared here, never kept or logged.
+   */
+  authenticate(authorization: string | undefined, vaultToken?: string | string[]): AuthResult {
     if (this.#problem !== undefined) {
       return { ok: false, status: 503, reason: 'unavailable', message: "caller tokens are unavailable: callers.tokens_file is not usable; see Signet's log" };
     }
+    if ((authorization === undefined || authorization === '') && typeof vaultToken === 'string' && vaultToken !== '') {
+      const entry = vaultToken.length <= MAX_TOKEN_LENGTH && B64TOKEN.test(vaultToken) ? findCaller(vaultToken, this.#entries) : undefined;
+      if (!entry) return { ok: false, status: 401, reason: 'invalid', message: 'caller token not accepted (X-Vault-Token; callers.tokens_file)' };
+      return { ok: true, caller: { name: entry.name } };
+    }
     if (authorization === undefined || authorization === '') {
-      return { ok: false, status: 401, reason: 'missing', message: 'caller authentication required: send Authorization: Bearer <token> (callers.tokens_file)' };
+      return { ok: false, status: 401, reason: 'missing', message: 'caller authentication required: send Authorization: Bearer <token> or X-Vault-Token: <token> (callers.tokens_file)' };
     }
     const token = bearerToken(authorization);
     const entry = token === undefined ? undefined : findCaller(token, this.#entries);

@@ -34,6 +34,8 @@ async function securityPlugin(app: FastifyInstance, { config, services }: { conf
   const allowedHosts = new Set(config.allowedHosts);
   const refusals = services.metrics.httpRefusals;
   const log = services.log.child({ component: 'security' });
+  // The Vault-compatible endpoint's key set is as public as /v1/jwks.
+  const publicRoutes = new Set([...PUBLIC_ROUTES, ...(config.vaultApi ? [`/v1/${config.vaultApi.mount}/jwks`] : [])]);
 
   let tokens: CallerTokens | undefined;
   if (config.callers) {
@@ -62,8 +64,8 @@ async function securityPlugin(app: FastifyInstance, { config, services }: { conf
       request.log.info({ event: 'host_refused', host: String(request.headers.host ?? '').slice(0, 100) }, 'request refused: Host not allowed');
       return refuse(reply, 403, 'Host header is not a loopback address (127.0.0.1, localhost, [::1]) or one of allowed_hosts (DNS-rebinding defence)');
     }
-    if (!tokens || PUBLIC_ROUTES.has(request.routeOptions.url ?? '')) return;
-    const result = tokens.authenticate(request.headers.authorization);
+    if (!tokens || publicRoutes.has(request.routeOptions.url ?? '')) return;
+    const result = tokens.authenticate(request.headers.authorization, request.headers['x-vault-token']);
     if (!result.ok) {
       refusals.inc({ reason: `caller_${result.reason}` });
       request.log.info({ event: 'caller_refused', reason: result.reason }, 'request refused: caller authentication');

@@ -90,6 +90,8 @@ interface Lane {
   inFlight: number;
   /** Rejects waiters past their deadline while the queue is not empty (a hung Vault must not hold them). */
   sweeper?: NodeJS.Timeout;
+  /** Whether the lane's last Vault call failed as a whole (silence, 5xx, refusal) rather than answered. */
+  lastCallFailed: boolean;
 }
 
 export interface BatchObserver {
@@ -107,6 +109,11 @@ function overloaded(message: string): VaultUnavailableError {
   return new VaultUnavailableError('sign', `Signet is overloaded: ${message}; retry shortly`, 1, 'overloaded');
 }
 
+/** Why a request waited out its sign_timeout in the queue while Vault's calls hung or failed: Vault, not Signet. */
+function vaultTooSlow(name: string): VaultUnavailableError {
+  return new VaultUnavailableError('sign', `no Vault call for key "${name}" could start within sign_timeout; Vault is slow or away`, 1, 'unreachable');
+}
+
 export class SignBatcher {
   readonly #options: BatcherOptions;
   readonly #send: SendBatch;
@@ -115,6 +122,8 @@ export class SignBatcher {
   /** Expected duration of a Vault call per key, ms: a moving average of what Vault took lately. */
   readonly #latencyMs = new Map<string, number>();
   #pendingBytes = 0;
+  /** Lanes whose signs are being queued together (see together()); undefined otherwise. */
+  #held: Set<Lane> | undefined;
 
   constructor(options: BatcherOptions, send: SendBatch, observe: BatchObserver = () => {}) {
     this.#options = options.enabled ? options : { ...options, maxBatchSize: 1, maxInFlight: Math.max(options.maxInFlight, 64) };
@@ -146,9 +155,38 @@ export class SignBatcher {
     const id = `${key.name}\0${key.version}`;
     let lane = this.#lanes.get(id);
     if (!lane) {
-      lane = { id, key, queue: [], inFlight: 0 };
+      lane = { id, key, queue: [], inFlight: 0, lastCallFailed: false };
       this.#lanes.set(id, lane);
     }
+    const promise = this.#enqueue(lane, input);
+    if (this.#held) this.#held.add(lane);
+    else this.#release(lane);
+    return promise;
+  }
+
+  /**
+   * Runs `fn`, whose signs (those it starts synchronously) are queued together before anything is sent: a caller's
+   * batch then leaves in as few Vault calls as the batch limit allows, not one call per free slot first.
+   */
+  together<T>(fn: () => T): T {
+    if (this.#held) return fn();
+    const held = new Set<Lane>();
+    this.#held = held;
+    try {
+      return fn();
+    } finally {
+      this.#held = undefined;
+      for (const lane of held) this.#release(lane);
+    }
+  }
+
+  #release(lane: Lane): void {
+    this.#pump(lane);
+    if (lane.queue.length > 0 && !lane.sweeper) this.#startSweeper(lane);
+  }
+
+  #enqueue(lane: Lane, input: string): Promise<string> {
+    const { key } = lane;
     if (lane.queue.length >= this.#options.maxQueue) {
       return Promise.reject(overloaded(`the sign queue of key "${key.name}" is full (${this.#options.maxQueue} waiting, batching.max_queue)`));
     }
@@ -188,8 +226,6 @@ export class SignBatcher {
       },
     };
     lane.queue.push(waiting);
-    this.#pump(lane);
-    if (lane.queue.length > 0 && !lane.sweeper) this.#startSweeper(lane);
     return promise;
   }
 
@@ -210,7 +246,7 @@ export class SignBatcher {
       if (lane.queue.some((w) => w.deadline <= now)) {
         const expired = lane.queue.filter((w) => w.deadline <= now);
         lane.queue = lane.queue.filter((w) => w.deadline > now);
-        const error = new VaultUnavailableError('sign', `no Vault call for key "${lane.key.name}" could start within sign_timeout; Vault is slow or away`, 1, 'unreachable');
+        const error = vaultTooSlow(lane.key.name);
         for (const w of expired) w.reject(error);
       }
       if (lane.queue.length === 0) {
@@ -238,7 +274,8 @@ export class SignBatcher {
       while (batch.length < limit && lane.queue.length > 0) {
         const w = lane.queue.shift()!;
         if (w.deadline - now < expected * SAFETY) {
-          w.reject(overloaded(`this sign waited ${Math.round(this.#options.maxWaitMs - (w.deadline - now))} ms in Signet's queue and Vault now takes about ${Math.round(expected)} ms, past sign_timeout`));
+          // After a failed call the wait was Vault's doing (the calls ahead hung until their deadline), not Signet's.
+          w.reject(lane.lastCallFailed ? vaultTooSlow(lane.key.name) : overloaded(`this sign waited ${Math.round(this.#options.maxWaitMs - (w.deadline - now))} ms in Signet's queue and Vault now takes about ${Math.round(expected)} ms, past sign_timeout`));
         } else {
           batch.push(w);
         }
@@ -253,6 +290,7 @@ export class SignBatcher {
       // Promise.try: a send that throws synchronously rejects its batch instead of leaving inFlight counted.
       Promise.try(this.#send, lane.key, batch.map((w) => w.input), deadline).then(
         (results) => {
+          lane.lastCallFailed = false;
           const took = performance.now() - started;
           const previous = this.#latencyMs.get(lane.key.name);
           this.#latencyMs.set(lane.key.name, previous === undefined ? took : previous * 0.8 + took * 0.2);
@@ -264,7 +302,10 @@ export class SignBatcher {
             else w.reject(itemError(result.error));
           });
         },
-        (error: Error) => batch.forEach((w) => w.reject(error)),
+        (error: Error) => {
+          lane.lastCallFailed = true;
+          batch.forEach((w) => w.reject(error));
+        },
       ).finally(() => {
         clearTimeout(timer.handle);
         batch = [];

@@ -7,7 +7,7 @@ import { parseDuration } from '../duration.ts';
 import { DEFAULT_CLAIM_LIMITS, issueClaims, type ClaimLimits, type ClaimsPolicy } from '../jwt/claims.ts';
 import type { KeyConfig } from '../config.ts';
 import { encodeHeader, encodePayload, jwsSignatureFromVault, transitInput } from '../jwt/jws.ts';
-import type { Keyring } from '../keys/keyring.ts';
+import type { Keyring, KeyView, VersionView } from '../keys/keyring.ts';
 import type { SignBatcher } from './batcher.ts';
 import { lowS } from '../jwt/signature.ts';
 
@@ -15,6 +15,17 @@ export interface SignRequest {
   claims: Record<string, unknown>;
   ttl?: string | number;
   headers?: { typ?: string };
+}
+
+/** A signature over a payload someone else encoded (signPayload). */
+export interface PayloadSignature {
+  /** base64url of the header {alg, kid, typ}. */
+  header: string;
+  /** base64url of the signature over `header.payload`. */
+  signature: string;
+  alg: KeyView['alg'];
+  /** The version that signed (its kid and public key). */
+  version: VersionView;
 }
 
 export interface SignResult {
@@ -82,34 +93,74 @@ export class Signer {
   async sign(name: string, request: SignRequest): Promise<SignResult> {
     const policy = this.#policies.get(name);
     if (!policy) throw new UnknownKeyError(name);
+    return this.#withMinimumRetry(() => this.#signOnce(name, policy, request));
+  }
+
+  /**
+   * Signs a payload built elsewhere (kube-apiserver's claims: base64url JSON, passed through as they are) with the
+   * key's active version: no claims policy, no claim added or removed, header exactly {alg, kid, typ: "JWT"}. Same
+   * version choice, batcher and min_encryption_version retry as sign(). The caller validates the payload.
+   */
+  async signPayload(name: string, payload: string): Promise<PayloadSignature> {
+    if (!this.#policies.has(name)) throw new UnknownKeyError(name);
+    return this.#withMinimumRetry(async () => {
+      const view = this.#view(name, Date.now());
+      const { header, signature } = await this.#signWith(name, view, 'JWT', payload);
+      return { header, signature, alg: view.alg, version: view.signing };
+    });
+  }
+
+  /**
+   * Signs every item of a caller's batch with ONE key version, picked once for the whole request: items are
+   * checked and signed independently (an item refused by the claims policy gets its own error, the others are
+   * signed), and all of them go to the batcher under the same (key, version) lane. If Vault refuses that version
+   * (min_encryption_version just raised), the key state is re-read and the whole batch signed again with the new
+   * version, so the answer never mixes versions.
+   */
+  async signBatch(name: string, requests: readonly SignRequest[]): Promise<Array<SignResult | SignetError>> {
+    const policy = this.#policies.get(name);
+    if (!policy) throw new UnknownKeyError(name);
+    const results = await this.#signBatchOnce(name, policy, requests);
+    if (!results.some((r) => r instanceof SignetError && r.code === 'version_below_minimum')) return results;
+    await this.#refreshKeys();
+    return await this.#signBatchOnce(name, policy, requests);
+  }
+
+  async #signBatchOnce(name: string, policy: KeyPolicy, requests: readonly SignRequest[]): Promise<Array<SignResult | SignetError>> {
+    const nowMs = Date.now();
+    const view = this.#view(name, nowMs);
+    // Every item reaches the batcher synchronously, so together() queues the whole batch before a Vault call leaves.
+    return await Promise.all(this.#batcher.together(() => requests.map(async (request) => {
+      try {
+        return await this.#signClaims(name, view, policy, request, nowMs);
+      } catch (error) {
+        if (error instanceof SignetError) return error;
+        throw error;
+      }
+    })));
+  }
+
+  async #withMinimumRetry<T>(once: () => Promise<T>): Promise<T> {
     try {
-      return await this.#signOnce(name, policy, request);
+      return await once();
     } catch (error) {
       if (!(error instanceof SignetError && error.code === 'version_below_minimum')) throw error;
       await this.#refreshKeys();
-      return await this.#signOnce(name, policy, request);
+      return await once();
     }
   }
 
-  async #signOnce(name: string, policy: KeyPolicy, request: SignRequest): Promise<SignResult> {
-    const nowMs = Date.now();
-    const now = Math.floor(nowMs / 1000);
+  #view(name: string, nowMs: number): KeyView {
     const view = this.#keyring.view(name, nowMs / 1000);
     if (!view) {
       throw new VaultUnavailableError('sign', `key "${name}" is not loaded from Vault yet; see /readyz and the logs`, 2, 'not_loaded');
     }
-    let ttl: number | undefined;
-    if (request.ttl !== undefined) {
-      ttl = parseDuration(request.ttl);
-      if (ttl === undefined) throw new InvalidRequestError('ttl: must be a duration such as "15m" or a number of seconds');
-    }
-    const issued = issueClaims({ claims: request.claims, ttl }, policy, now, newJti);
+    return view;
+  }
 
+  /** Header (cached per kid, alg, typ) + Vault signature of `header.payload` with the view's signing version. */
+  async #signWith(name: string, view: KeyView, typ: string, payload: string): Promise<{ header: string; signature: string }> {
     const { signing, alg } = view;
-    const typ = request.headers?.typ ?? policy.allowedTyp[0]!;
-    if (!policy.allowedTyp.includes(typ)) {
-      throw new ClaimPolicyError(`header typ: not one of this key's allowed_typ (${policy.allowedTyp.join(', ')})`);
-    }
     const headerId = `${signing.kid}\0${alg}\0${typ}`;
     let header = this.#headers.get(headerId);
     if (header === undefined) {
@@ -117,20 +168,42 @@ export class Signer {
       if (this.#headers.size > 1024) this.#headers.clear();
       this.#headers.set(headerId, header);
     }
-    const signingInput = `${header}.${encodePayload(issued.claims)}`;
     const vaultSignature = await this.#batcher.sign(
       { name, version: signing.version, keyType: view.type, spec: view.spec },
-      transitInput(signingInput),
+      transitInput(`${header}.${payload}`),
     );
     let signature = jwsSignatureFromVault(vaultSignature, signing.version);
     // One spelling per token: ECDSA signatures go out in their low-S form (/v1/verify refuses the other).
     if (view.spec.lowS) signature = lowS(alg, Buffer.from(signature, 'base64url')).toString('base64url');
+    return { header, signature };
+  }
+
+  async #signOnce(name: string, policy: KeyPolicy, request: SignRequest): Promise<SignResult> {
+    const nowMs = Date.now();
+    return await this.#signClaims(name, this.#view(name, nowMs), policy, request, nowMs);
+  }
+
+  /** One token of a claims request, signed with `view`'s signing version. */
+  async #signClaims(name: string, view: KeyView, policy: KeyPolicy, request: SignRequest, nowMs: number): Promise<SignResult> {
+    const now = Math.floor(nowMs / 1000);
+    let ttl: number | undefined;
+    if (request.ttl !== undefined) {
+      ttl = parseDuration(request.ttl);
+      if (ttl === undefined) throw new InvalidRequestError('ttl: must be a duration such as "15m" or a number of seconds');
+    }
+    const issued = issueClaims({ claims: request.claims, ttl }, policy, now, newJti);
+    const typ = request.headers?.typ ?? policy.allowedTyp[0]!;
+    if (!policy.allowedTyp.includes(typ)) {
+      throw new ClaimPolicyError(`header typ: not one of this key's allowed_typ (${policy.allowedTyp.join(', ')})`);
+    }
+    const payload = encodePayload(issued.claims);
+    const { header, signature } = await this.#signWith(name, view, typ, payload);
     return {
-      token: `${signingInput}.${signature}`,
-      kid: signing.kid,
-      alg,
+      token: `${header}.${payload}.${signature}`,
+      kid: view.signing.kid,
+      alg: view.alg,
       key: name,
-      key_version: signing.version,
+      key_version: view.signing.version,
       expires_at: issued.exp,
     };
   }

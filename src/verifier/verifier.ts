@@ -1,13 +1,16 @@
 // Verification behind POST /v1/verify: strict parsing, the kid looked up among published versions only
 // (a refresh, rate-limited, when it is unknown), the alg pinned to the version's own, the signature checked
-// locally with a pre-imported key (or through Vault for HMAC), then the registered claims.
+// locally with a pre-imported key (or through Vault for HMAC), then the registered claims. Tokens minted before
+// a key was imported are found through its alias (legacy_kid, or no kid with accept_missing_kid) while it lasts,
+// and those of static_keys until their date.
 
 import { TokenInvalidError, VaultUnavailableError } from '../errors.ts';
 import { validateClaims } from '../jwt/claims.ts';
 import { transitInput, vaultHmacFromJws } from '../jwt/jws.ts';
 import { decodePayload, parseToken } from '../jwt/parse.ts';
-import { verifySignature } from '../jwt/signature.ts';
-import type { KeyView, Keyring, VersionView } from '../keys/keyring.ts';
+import { lowS, verifySignature } from '../jwt/signature.ts';
+import type { AlgSpec } from '../jwt/algorithms.ts';
+import { targetOf, type Keyring, type VerificationTarget } from '../keys/keyring.ts';
 import type { Transit } from '../vault/transit.ts';
 
 export interface VerifyRequest {
@@ -26,6 +29,8 @@ export interface VerifyResult {
   alg: string;
   header: Record<string, unknown>;
   claims: Record<string, unknown>;
+  /** How the key was found: by Signet's kid, or through an alias or static key (old tokens; not in the response). */
+  via: VerificationTarget['via'];
 }
 
 export interface KidRefresher {
@@ -55,22 +60,31 @@ export class Verifier {
   async verify(request: VerifyRequest): Promise<VerifyResult> {
     const parsed = parseToken(request.token);
     const { header } = parsed;
-    let found: { view: KeyView; version: VersionView; verified?: boolean } | undefined = this.#keyring.findKid(header.kid);
-    if (!found && (await this.#refresher.refreshForUnknownKid())) found = this.#keyring.findKid(header.kid);
-    if (!found && header.alg.startsWith('HS')) found = await this.#findUnidentified(parsed.signingInput, parsed.signature, header.alg, header.kid);
-    if (!found) throw new TokenInvalidError('header kid: not in the key set (unknown or retired key version)');
-    const { view, version } = found;
-    if (request.key !== undefined && view.name !== request.key) {
+    let found: (VerificationTarget & { verified?: boolean }) | undefined = this.#keyring.resolve(header.kid);
+    if (header.kid !== undefined) {
+      if (!found && (await this.#refresher.refreshForUnknownKid())) found = this.#keyring.resolve(header.kid);
+      if (!found && header.alg.startsWith('HS')) found = await this.#findUnidentified(parsed.signingInput, parsed.signature, header.alg, header.kid);
+    }
+    if (!found) {
+      throw new TokenInvalidError(header.kid === undefined
+        ? 'header kid: missing'
+        : 'header kid: not in the key set (unknown or retired key version)');
+    }
+    const target = found;
+    if (request.key !== undefined && target.key !== request.key) {
       throw new TokenInvalidError('header kid: the token is not signed by the requested key');
     }
-    if (header.alg !== view.alg) throw new TokenInvalidError(`header alg: ${header.alg} is not the alg of this key (${view.alg})`);
+    if (header.alg !== target.alg) throw new TokenInvalidError(`header alg: ${header.alg} is not the alg of this key (${target.alg})`);
 
-    if (view.spec.operation === 'hmac') {
-      if (!found.verified && !(await this.#checkHmac(view, version.version, parsed.signingInput, parsed.signature))) {
+    if (target.spec.operation === 'hmac') {
+      if (!found.verified && !(await this.#checkHmac(target.key, target.spec, target.version, parsed.signingInput, parsed.signature))) {
         throw new TokenInvalidError('signature: does not verify');
       }
     } else {
-      if (!verifySignature(view.alg, version.publicKey!, parsed.signingInput, parsed.signatureBytes)) {
+      // Signet's own ECDSA signatures are low-S only. Tokens minted before an import (or by a static key's signer)
+      // were not normalised, so about half of the old ES* ones are high-S: their low-S twin is checked instead.
+      const signature = target.via === 'kid' ? parsed.signatureBytes : lowS(target.alg, parsed.signatureBytes);
+      if (!verifySignature(target.alg, target.publicKey!, parsed.signingInput, signature)) {
         throw new TokenInvalidError('signature: does not verify');
       }
     }
@@ -78,29 +92,31 @@ export class Verifier {
     // Explicit typing (RFC 8725 §3.11), once the signature is known good: a token of another type (an at+jwt
     // where a JWT is expected…) is refused. A missing typ means "JWT" (RFC 7519 §5.1).
     const typ = header.typ ?? 'JWT';
-    if (typeof typ !== 'string' || !view.config.allowedTyp.includes(typ)) {
-      throw new TokenInvalidError(`header typ: not one of this key's allowed_typ (${view.config.allowedTyp.join(', ')})`);
+    if (typeof typ !== 'string' || !target.allowedTyp.includes(typ)) {
+      throw new TokenInvalidError(`header typ: not one of this key's allowed_typ (${target.allowedTyp.join(', ')})`);
     }
     const claims = decodePayload(parsed.payloadSegment);
     const errors = validateClaims(claims, {
-      issuer: request.issuer ?? view.config.issuer,
+      issuer: request.issuer ?? target.issuer,
       audience: request.audience,
-      requireAudience: view.config.requireAudience,
+      requireAudience: target.requireAudience,
       clockSkew: this.#clockSkew,
       now: Date.now() / 1000,
     });
     if (errors.length > 0) throw new TokenInvalidError(errors);
-    return { valid: true, key: view.name, key_version: version.version, kid: header.kid, alg: view.alg, header, claims };
+    return {
+      valid: true, key: target.key, key_version: target.version, kid: header.kid ?? target.kid, alg: target.alg, header, claims, via: target.via,
+    };
   }
 
   /** Vault checks an HMAC (the key never leaves it); bounded in flight, past which the caller gets a 503. */
-  async #checkHmac(view: KeyView, version: number, signingInput: string, signature: string): Promise<boolean> {
+  async #checkHmac(name: string, spec: AlgSpec, version: number, signingInput: string, signature: string): Promise<boolean> {
     if (this.#hmacChecks >= MAX_HMAC_CHECKS) {
       throw new VaultUnavailableError('verify', `Signet is overloaded: ${MAX_HMAC_CHECKS} HMAC verifications are already waiting for Vault; retry shortly`, 1, 'overloaded');
     }
     this.#hmacChecks++;
     try {
-      return await this.#transit.verifyHmac(view.name, view.spec, transitInput(signingInput), vaultHmacFromJws(signature, version));
+      return await this.#transit.verifyHmac(name, spec, transitInput(signingInput), vaultHmacFromJws(signature, version));
     } finally {
       this.#hmacChecks--;
     }
@@ -114,9 +130,9 @@ export class Verifier {
   async #findUnidentified(signingInput: string, signature: string, alg: string, kid: string) {
     for (const candidate of this.#keyring.unidentified(MAX_UNIDENTIFIED_TRIES)) {
       if (candidate.view.alg !== alg) continue;
-      if (await this.#checkHmac(candidate.view, candidate.version.version, signingInput, signature)) {
+      if (await this.#checkHmac(candidate.view.name, candidate.view.spec, candidate.version.version, signingInput, signature)) {
         this.#refresher.learnKid(candidate.view.name, candidate.version.version, kid);
-        return { ...candidate, verified: true };
+        return { ...targetOf(candidate.view, candidate.version), verified: true };
       }
     }
     return undefined;

@@ -72,7 +72,7 @@ describe('caller authentication', () => {
     test(`${method} ${path} without a token: 401, WWW-Authenticate: Bearer, nothing done`, async () => {
       const response = await rawRequest({ port: portOf(signet.url), method, path, body });
       assert.equal(response.status, 401, response.text);
-      assert.deepEqual(response.body, { errors: ['caller authentication required: send Authorization: Bearer <token> (callers.tokens_file)'] });
+      assert.deepEqual(response.body, { errors: ['caller authentication required: send Authorization: Bearer <token> or X-Vault-Token: <token> (callers.tokens_file)'] });
       assert.equal(response.headers['www-authenticate'], 'Bearer realm="signet"');
     });
 

@@ -7,7 +7,8 @@ import { test } from 'node:test';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { startRaftCluster } from '../harness/raft.ts';
 import { startSignet, eventually } from '../harness/signet.ts';
-import type { TestVault } from '../harness/vault.ts';
+import { BACKEND, type TestVault } from '../harness/vault.ts';
+import { vaultRaw } from '../../src/vault/dev-server.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -19,6 +20,14 @@ test('the active node of a 3-node Raft cluster stops under traffic; signing resu
     await cluster.api(leader.address, 'POST', 'sys/mounts/transit', { type: 'transit' });
     await cluster.api(leader.address, 'POST', 'transit/keys/app', { type: 'ecdsa-p256' });
     const standby = cluster.nodes.find((n) => n !== leader)!;
+    // The standby's health, on Vault and OpenBao alike: 429 plain, 200 with standbyok (what Signet's probe asks, as a
+    // standby forwards requests); neither has performance standbys (473) or DR secondaries (472) here.
+    const plain = await vaultRaw(standby.address, undefined, 'GET', 'sys/health');
+    assert.equal(plain.status, 429);
+    assert.equal(plain.body.standby, true);
+    assert.equal(plain.body.performance_standby ?? false, false);
+    assert.equal((await vaultRaw(standby.address, undefined, 'GET', 'sys/health?standbyok=true&perfstandbyok=true')).status, 200);
+    assert.ok(cluster.rootToken.startsWith(BACKEND === 'openbao' ? 's.' : 'hvs.'), 'the init root token\'s form');
     // startSignet needs only the address and a token of the Vault it talks to.
     const target = { address: standby.address, rootToken: cluster.rootToken } as TestVault;
     const signet = await startSignet(target, [{ name: 'app' }], {
@@ -49,8 +58,12 @@ test('the active node of a 3-node Raft cluster stops under traffic; signing resu
       await sleep(1000);
       running = false;
       await Promise.all(workers);
-      const newLeader = await cluster.leader();
-      assert.ok(newLeader && newLeader !== leader, 'a new active node');
+      // Signing can resume (the standby Signet talks to answers) before /sys/health shows the new active node.
+      const newLeader = await eventually(async () => {
+        const now = await cluster.leader();
+        return now && now !== leader ? now : undefined;
+      }, 30_000, 'a new active node');
+      assert.ok(newLeader !== leader, 'a new active node');
       const failed = results.filter((r) => r.status !== 200);
       assert.ok(failed.every((r) => r.status === 503), 'failures during the election are 503s');
       const keySet = createLocalJWKSet(jwks);

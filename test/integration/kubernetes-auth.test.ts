@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { SignJWT } from 'jose';
 import { startSignet } from '../harness/signet.ts';
-import { startVault } from '../harness/vault.ts';
+import { startVault, UNUSED_CA_PEM } from '../harness/vault.ts';
 
 test('kubernetes auth: Signet logs in with its service-account token and signs', async () => {
   const reviews: unknown[] = [];
@@ -39,7 +39,7 @@ test('kubernetes auth: Signet logs in with its service-account token and signs',
     await vault.createKey('app', 'ed25519');
     await vault.api('PUT', 'sys/policies/acl/signet', { policy: 'path "transit/*" { capabilities = ["read", "update"] }\npath "auth/token/*" { capabilities = ["read", "update"] }' });
     await vault.api('POST', 'sys/auth/kubernetes', { type: 'kubernetes' });
-    await vault.api('POST', 'auth/kubernetes/config', { kubernetes_host: `http://127.0.0.1:${apiPort}`, disable_local_ca_jwt: true, token_reviewer_jwt: 'reviewer' });
+    await vault.api('POST', 'auth/kubernetes/config', { kubernetes_host: `http://127.0.0.1:${apiPort}`, disable_local_ca_jwt: true, kubernetes_ca_cert: UNUSED_CA_PEM, token_reviewer_jwt: 'reviewer' });
     await vault.api('POST', 'auth/kubernetes/role/signet', {
       bound_service_account_names: ['signet'], bound_service_account_namespaces: ['apps'], token_policies: ['signet'], token_ttl: '1h',
     });
@@ -63,7 +63,8 @@ test('kubernetes auth: Signet logs in with its service-account token and signs',
       await signet.ready(10_000).catch((e) => {
         throw new Error(`${e.message}\n${signet.logs.filter((l) => l.includes('auth')).join('\n')}\nreviews: ${JSON.stringify(reviews)}`);
       });
-      assert.equal((await signet.post('/v1/sign/app', { claims: {} })).status, 200);
+      const signed = await signet.post('/v1/sign/app', { claims: {} });
+      assert.equal(signed.status, 200, JSON.stringify(signed.body));
       assert.equal(reviews.length, 1);
       assert.equal((reviews[0] as { path: string }).path, '/apis/authentication.k8s.io/v1/tokenreviews');
       assert.equal((reviews[0] as { body: { spec: { token: string } } }).body.spec.token, jwt);

@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDevVault, type VaultServer } from '../../src/vault/dev-server.ts';
-import { vaultBinary, type TestVault } from '../harness/vault.ts';
+import { UNUSED_CA_PEM, vaultBinary, type TestVault } from '../harness/vault.ts';
 import { startSignet } from '../harness/signet.ts';
 import { ROOT, policyRules, run, vaultRaw, type RunResult } from '../harness/ops.ts';
 
@@ -20,6 +20,7 @@ describe('deploy/vault/setup.sh against a real Vault', () => {
   let vault: VaultServer;
   let bin: string;
   let home: string;
+  let caFile = '';
   let first: RunResult;
   let second: RunResult;
   const root = (method: string, path: string, body?: unknown) => vaultRaw(vault.address, vault.rootToken, method, path, body);
@@ -27,8 +28,9 @@ describe('deploy/vault/setup.sh against a real Vault', () => {
   const setup = (env: Record<string, string> = {}): Promise<RunResult> => run('bash', [SETUP], {
     env: {
       PATH: process.env.PATH, HOME: home, VAULT_ADDR: vault.address, VAULT_TOKEN: vault.rootToken, VAULT_BIN: bin,
-      // No cluster here: Vault must not look for its own pod's CA and token.
+      // No cluster here: Vault must not look for its own pod's CA and token (OpenBao then requires a CA certificate).
       K8S_DISABLE_LOCAL_CA_JWT: 'true',
+      K8S_CA_CERT_FILE: caFile,
       ...env,
     },
     timeoutMs: 60_000,
@@ -38,6 +40,8 @@ describe('deploy/vault/setup.sh against a real Vault', () => {
     bin = await vaultBinary();
     vault = await startDevVault(bin);
     home = mkdtempSync(join(tmpdir(), 'signet-setup-home-'));
+    caFile = join(home, 'k8s-ca.pem');
+    writeFileSync(caFile, UNUSED_CA_PEM);
     first = await setup();
     second = await setup();
   });

@@ -431,4 +431,45 @@ describe('SignBatcher: lanes and shared bounds (hardening)', () => {
     assert.equal(batcher.inFlight('k'), 0);
     assert.equal(batcher.pendingBytes(), 0);
   });
+
+  // Found by the soak test (seed 1484534306): during a Vault pause, signs queued behind the hung call were answered
+  // "Signet is overloaded" (and counted as overload sheds) when the call failed at its deadline and the lane pumped.
+  for (const [outcome, reason] of [['fails', 'unreachable'], ['answers', 'overloaded']] as const) {
+    test(`a waiter that can no longer make it when the call ahead ${outcome} is answered as ${reason}`, async (t) => {
+      t.mock.timers.enable({ apis: ['setInterval', 'setTimeout'] });
+      const vault = fakeVault();
+      const batcher = new SignBatcher(options({ maxInFlight: 1, maxWaitMs: 1000 }), vault.send);
+      fire(batcher.sign(lane(), 'a'));
+      const startedAt = performance.now();
+      const queued = track(batcher.sign(lane(), 'b'));
+      // Real time must pass for performance.now(); the fake clock holds the sweeper back, so the pump decides.
+      while (performance.now() < startedAt + 1005) await new Promise((r) => setImmediate(r));
+      if (outcome === 'fails') await vault.calls[0]!.fail(new VaultUnavailableError('sign', 'Vault timed out', 1, 'unreachable'));
+      else await vault.calls[0]!.ok();
+      await tick();
+      assert.equal(vault.calls.length, 1, 'the expired waiter was not sent');
+      assert.ok(queued.error instanceof VaultUnavailableError);
+      assert.equal(queued.error.reason, reason);
+      assert.match(queued.error.message, outcome === 'fails' ? /Vault is slow or away/ : /Signet is overloaded/);
+    });
+  }
+});
+
+describe('SignBatcher: a caller batch', () => {
+  test('signs started inside together() leave together: one call of 62, not 1 + 1 + 60', async () => {
+    const vault = fakeVault();
+    const batcher = new SignBatcher(options(), vault.send);
+    const results = batcher.together(() => Array.from({ length: 62 }, (_, i) => batcher.sign(lane(), `i${i}`)));
+    assert.equal(vault.calls.length, 1);
+    assert.equal(vault.calls[0]!.inputs.length, 62);
+    await vault.calls[0]!.ok();
+    assert.equal((await Promise.all(results)).length, 62);
+    // Outside together(), the same load starts with one call per free slot (no added latency at low load).
+    const alone = Array.from({ length: 62 }, (_, i) => batcher.sign(lane(), `j${i}`));
+    assert.equal(vault.calls.length, 3);
+    assert.deepEqual(vault.calls.slice(1).map((c) => c.inputs.length), [1, 1]);
+    await Promise.all(vault.calls.slice(1).map((c) => c.ok()));
+    await vault.calls[3]!.ok();
+    assert.equal((await Promise.all(alone)).length, 62);
+  });
 });

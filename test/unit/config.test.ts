@@ -346,6 +346,33 @@ test('batching: on by default with 2 calls in flight; every field checked and na
   assert.throws(() => buildConfig({ ...base, batching: { size: 3 } }, { VAULT_TOKEN: 't' }), /configuration: batching\.size: unknown field/);
 });
 
+test('vault_api: on at /v1/jwt by default; mount checked and named; enabled: false turns it off', () => {
+  const base = { keys: [{ name: 'app', issuer: 'https://i' }] };
+  const env = { VAULT_TOKEN: 't' };
+  assert.deepEqual(buildConfig(base, env).vaultApi, { mount: 'jwt' });
+  assert.deepEqual(buildConfig({ ...base, vault_api: { mount: '/secret/jwt/' } }, env).vaultApi, { mount: 'secret/jwt' });
+  assert.equal(buildConfig({ ...base, vault_api: { enabled: false } }, env).vaultApi, undefined);
+  for (const mount of ['a b', 'jwt//x', '../x', 'x?y']) {
+    assert.throws(() => buildConfig({ ...base, vault_api: { mount } }, env), /configuration: vault_api\.mount: must be a mount path such as "jwt"/, mount);
+  }
+  assert.throws(() => buildConfig({ ...base, vault_api: { mount: 'sign' } }, env), /configuration: vault_api\.mount: must not start with "sign\/": \/v1\/sign is Signet's own API/);
+  assert.throws(() => buildConfig({ ...base, vault_api: { mount: 'sys/x' } }, env), /configuration: vault_api\.mount: must not start with "sys\/": \/v1\/sys is Vault's own/);
+  assert.throws(() => buildConfig({ ...base, vault_api: { enabled: 'no' } }, env), /configuration: vault_api\.enabled: must be true or false/);
+  assert.throws(() => buildConfig({ ...base, vault_api: { path: 'jwt' } }, env), /configuration: vault_api\.path: unknown field/);
+});
+
+test('sign_batch.max_items: sized to body_limit by default (64 bytes an item), at most batching.max_queue', () => {
+  const base = { keys: [{ name: 'app', issuer: 'https://i' }] };
+  const env = { VAULT_TOKEN: 't' };
+  assert.deepEqual(buildConfig(base, env).signBatch, { maxItems: 256 });
+  assert.deepEqual(buildConfig({ ...base, body_limit: 1024 * 1024 }, env).signBatch, { maxItems: 2048 }, 'capped by the default max_queue');
+  assert.deepEqual(buildConfig({ ...base, body_limit: 1000 }, env).signBatch, { maxItems: 15 });
+  assert.deepEqual(buildConfig({ ...base, sign_batch: { max_items: 10 } }, env).signBatch, { maxItems: 10 });
+  assert.throws(() => buildConfig({ ...base, sign_batch: { max_items: 0 } }, env), /configuration: sign_batch\.max_items: must be a whole number from 1 to 100000/);
+  assert.throws(() => buildConfig({ ...base, sign_batch: { max_items: 100 }, batching: { max_queue: 50 } }, env),
+    /configuration: sign_batch\.max_items: must be at most batching\.max_queue \(50\)/);
+});
+
 test('subject_pattern and audience_pattern: anchored, and a bad expression names the field', () => {
   const key = (extra: Record<string, unknown>) => ({ keys: [{ name: 'app', issuer: 'https://i', ...extra }] });
   const config = buildConfig(key({ subject_pattern: 'user-[0-9]+' }), { VAULT_TOKEN: 't' });

@@ -113,6 +113,26 @@ describe('caller tokens file', () => {
     }
   });
 
+  test('CallerTokens.authenticate: X-Vault-Token (Vault clients) when no Authorization is sent', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'signet-callers-'));
+    const file = join(dir, 'tokens');
+    writeFileSync(file, `svc-a:${TOKEN_A}\n`, { mode: 0o600 });
+    const tokens = new CallerTokens(file, createLogger('silent'));
+    tokens.load();
+    assert.deepEqual(tokens.authenticate(undefined, TOKEN_A), { ok: true, caller: { name: 'svc-a' } });
+    assert.deepEqual(tokens.authenticate('', TOKEN_A), { ok: true, caller: { name: 'svc-a' } });
+    for (const header of [`${TOKEN_A}x`, `Bearer ${TOKEN_A}`, `${TOKEN_A} `, 'a'.repeat(5000)]) {
+      const result = tokens.authenticate(undefined, header);
+      assert.equal(!result.ok && result.reason, 'invalid', header);
+      assert.equal(!result.ok && result.message, 'caller token not accepted (X-Vault-Token; callers.tokens_file)');
+    }
+    // Repeated headers arrive as a list: refused as missing, never half-read.
+    assert.equal(tokens.authenticate(undefined, [TOKEN_A, TOKEN_A]).ok, false);
+    // Authorization, when sent, is the one checked.
+    assert.equal(tokens.authenticate(`Bearer ${TOKEN_A}x`, TOKEN_A).ok, false);
+    assert.equal(tokens.authenticate(`Bearer ${TOKEN_A}`, 'wrong-token-wrong-token').ok, true);
+  });
+
   test('CallerTokens: a file that becomes unusable fails closed; fixing it restores callers', () => {
     const dir = mkdtempSync(join(tmpdir(), 'signet-callers-'));
     const file = join(dir, 'tokens');
