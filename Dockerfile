@@ -65,6 +65,7 @@ WORKDIR /app
 # The bundle, its source map and the license notices of what it bundles; no node_modules, no sources.
 COPY --from=build \
      /app/dist/signet.mjs /app/dist/signet.mjs.map /app/dist/healthcheck.mjs /app/dist/THIRD-PARTY-LICENSES.txt \
+     /app/dist/externaljwt.proto \
      ./dist/
 COPY vault-policy.hcl ./
 # A working default (token auth from VAULT_TOKEN); mount your own over it, e.g. a Kubernetes ConfigMap.

@@ -9,14 +9,15 @@
 // Also used by the tests (test/harness/build.ts), which build once per run when dist/ is older than its inputs.
 
 import { build, type Metafile } from 'esbuild';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 
 export const ROOT = new URL('..', import.meta.url).pathname.replace(/\/$/, '');
 export const DIST = join(ROOT, 'dist');
 /** The files the image ships (Dockerfile: COPY --from=build /app/dist/…); meta.json stays behind.. */
 // .mjs: the image has no package.json ("type": "module"), and Node then knows the format without guessing.
-export const SHIPPED = ['signet.mjs', 'signet.mjs.map', 'healthcheck.mjs', 'THIRD-PARTY-LICENSES.txt'];
+// externaljwt.proto: src/kubernetes/server.ts loads it at run time from next to its own module (the bundle's dir).
+export const SHIPPED = ['signet.mjs', 'signet.mjs.map', 'healthcheck.mjs', 'THIRD-PARTY-LICENSES.txt', 'externaljwt.proto'];
 
 /** The license texts of the npm packages the bundles contain (their notices must travel with the copies). */
 function thirdPartyLicenses(meta: Metafile): string {
@@ -67,6 +68,7 @@ export async function buildDist(outdir = DIST): Promise<Metafile> {
     rmSync(join(staging, 'healthcheck.mjs.map'), { force: true });
     writeFileSync(join(staging, 'meta.json'), `${JSON.stringify(result.metafile)}\n`);
     writeFileSync(join(staging, 'THIRD-PARTY-LICENSES.txt'), thirdPartyLicenses(result.metafile));
+    copyFileSync(join(ROOT, 'src', 'kubernetes', 'externaljwt.proto'), join(staging, 'externaljwt.proto'));
     mkdirSync(outdir, { recursive: true });
     for (const file of [...SHIPPED, 'meta.json']) renameSync(join(staging, file), join(outdir, file));
     return result.metafile;

@@ -198,7 +198,7 @@ describe('the Docker image\'s file tree and command, without Docker', () => {
   });
 
   test('the runtime tree holds the bundle and no node_modules, sources, tests or benchmarks; the bundle has no dev-server code', () => {
-    assert.deepEqual(readdirSync(inImage('dist')).sort(), ['THIRD-PARTY-LICENSES.txt', 'healthcheck.mjs', 'signet.mjs', 'signet.mjs.map']);
+    assert.deepEqual(readdirSync(inImage('dist')).sort(), ['THIRD-PARTY-LICENSES.txt', 'externaljwt.proto', 'healthcheck.mjs', 'signet.mjs', 'signet.mjs.map']);
     for (const absent of ['node_modules', 'src', 'bin', 'test', 'bench', 'scripts', '.git', 'package.json']) {
       assert.ok(!existsSync(inImage(absent)), `${absent} in the image`);
     }

@@ -56,7 +56,7 @@ test('the production bundle: npm ci from the lockfile and the build in a build s
   const copies = final.instructions.filter((i) => i.keyword === 'COPY').map(copyOf);
   assert.ok(!copies.some((c) => c.sources.some((s) => /node_modules|(^|\/)src\/?$/.test(s))), 'the runtime ships neither node_modules nor the sources');
   const fromBuild = copies.filter((c) => c.from === buildStage.name).flatMap((c) => c.sources);
-  assert.deepEqual(fromBuild.sort(), ['/app/dist/THIRD-PARTY-LICENSES.txt', '/app/dist/healthcheck.mjs', '/app/dist/signet.mjs', '/app/dist/signet.mjs.map']);
+  assert.deepEqual(fromBuild.sort(), ['/app/dist/THIRD-PARTY-LICENSES.txt', '/app/dist/externaljwt.proto', '/app/dist/healthcheck.mjs', '/app/dist/signet.mjs', '/app/dist/signet.mjs.map']);
 });
 
 test('the memory settings measured by npm run bench:footprint are set in the image', () => {
