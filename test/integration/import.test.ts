@@ -16,13 +16,15 @@ import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { createLocalJWKSet, jwtVerify, SignJWT, type JWK } from 'jose';
 import { algSpec, type JwsAlg } from '../../src/jwt/algorithms.ts';
+import { builtSignet } from '../harness/build.ts';
 import { ROOT, policyRules } from '../harness/ops.ts';
 import { startRecorder, type Recorder } from '../harness/recorder.ts';
 import { eventually, startSignet, type TestSignet } from '../harness/signet.ts';
 import { startVault, type TestVault } from '../harness/vault.ts';
 
 const run = promisify(execFile);
-const CLI = join(ROOT, 'bin', 'signet.js');
+// The keys commands as the image runs them: the production bundle (test/harness/build.ts).
+const CLI = await builtSignet();
 const dir = mkdtempSync(join(tmpdir(), 'signet-import-'));
 const ISSUER = 'https://old-issuer.test';
 const OPERATOR_POLICY = readFileSync(join(ROOT, 'deploy', 'vault', 'operator-policy.hcl'), 'utf8');
