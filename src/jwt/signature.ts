@@ -82,6 +82,9 @@ export function verifySignature(alg: JwsAlg, key: KeyObject, signingInput: strin
   const entry = TABLE[alg];
   if (!entry) return false;
   if (entry.length !== undefined && signature.length !== entry.length) return false;
+  // RSA: exactly the modulus's length (RFC 8017 §8.2.2). OpenSSL also accepts a signature whose leading zero
+  // bytes are dropped: a second spelling of the same token.
+  if (entry.keyType === 'rsa' && signature.length * 8 !== key.asymmetricKeyDetails?.modulusLength) return false;
   if (isHighS(alg, signature)) return false;
   try {
     const keyInput = entry.plain ? key : { key, ...entry.options };

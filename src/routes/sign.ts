@@ -1,8 +1,8 @@
 // POST /v1/sign/:key and POST /v1/sign (the default key), and the Vault-compatible sign routes (vault-api.ts):
 // both shapes over one sign path (sign-core.ts), under the same event-loop protection.
 
-import underPressure from '@fastify/under-pressure';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { DEFAULT_EVENT_LOOP_GUARD, eventLoopGuard } from './event-loop-guard.ts';
 import type { Services } from '../services.ts';
 import { errorResponses } from './schemas.ts';
 import { batchResultsSchema, createSignCore, keyParams, signBodySchema, signResultSchema, type SignBody, type SignContext, type SignOutcome } from './sign-core.ts';
@@ -25,20 +25,8 @@ export default async function signRoutes(app: FastifyInstance, { services }: { s
   const { metrics, config } = services;
   const core = createSignCore(services);
 
-  // Event-loop protection for the sign routes only (this plugin's context): when the loop lags, refuse new
-  // signs at once rather than queue work that will answer too late. Health, JWKS and metrics keep answering.
-  // The limit applies to the mean delay over each 250 ms sample: a sustained lag of 200 ms per turn means every
-  // sign already answers hundreds of milliseconds late.
-  await app.register(underPressure, {
-    maxEventLoopDelay: 200,
-    sampleInterval: 250,
-    retryAfter: 1,
-    exposeStatusRoute: false,
-    pressureHandler: (_request, reply, type) => {
-      metrics.shedRequests.inc({ reason: 'event_loop' });
-      reply.code(503).header('retry-after', '1').send({ errors: [`Signet is overloaded (${type}); retry shortly`] });
-    },
-  });
+  // Event-loop protection for the sign routes only (this plugin's context): see event-loop-guard.ts.
+  await eventLoopGuard(app, { ...DEFAULT_EVENT_LOOP_GUARD, onShed: () => metrics.shedRequests.inc({ reason: 'event_loop' }) });
 
   const context = (request: FastifyRequest, reply: FastifyReply): SignContext =>
     ({ requestId: request.id, caller: request.caller, body: request.body as SignBody, log: request.log, reply });

@@ -97,3 +97,21 @@ for (const alg of ['ES256', 'ES384', 'ES512'] as const) {
     assert.ok(highSeen > 0 && lowSeen > 0, 'both forms came out of a real signer');
   });
 }
+
+test('RSA: a signature with its leading zero byte dropped (OpenSSL accepts it for PSS) is refused: one spelling per token', () => {
+  // Find a PS256/RS256 signature that starts with 0x00 (1 in 256), then drop that byte.
+  for (const alg of ['RS256', 'PS256'] as const) {
+    let found = false;
+    for (let i = 0; i < 4000 && !found; i++) {
+      const input = `a.${i}`;
+      const full = alg === 'RS256' ? sign('sha256', Buffer.from(input), rsa.privateKey)
+        : sign('sha256', Buffer.from(input), { key: rsa.privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 });
+      if (full[0] !== 0) continue;
+      found = true;
+      assert.equal(verifySignature(alg, rsa.publicKey, input, full), true);
+      assert.equal(verifySignature(alg, rsa.publicKey, input, full.subarray(1)), false);
+    }
+    assert.ok(found, `a ${alg} signature starting with 0x00 within 4000 tries`);
+  }
+});
+
