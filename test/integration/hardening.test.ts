@@ -129,9 +129,9 @@ describe('overload is not an outage (RSA-4096, sign_timeout 1 s)', () => {
   });
 
   async function phase(clients: number, ms: number) {
-    // Clients wait 100 ms after a 503 (one honouring Retry-After would wait 1 s): 640 clients retrying in a tight
-    // loop in this same process would otherwise take the 2 cores from Vault and measure the load generator.
-    const load = signLoad(signet.url, { clients, pauseAfterFailureMs: 100 });
+    // Clients honour Retry-After (1 s) after a 503, as a well-behaved caller does: 640 clients retrying at once in
+    // this same process would take the 2 cores from Vault and measure the load generator instead of Signet.
+    const load = signLoad(signet.url, { clients, pauseAfterFailureMs: 1000 });
     const readiness: number[] = [];
     const circuit: string[] = [];
     const started = Date.now();
@@ -160,8 +160,9 @@ describe('overload is not an outage (RSA-4096, sign_timeout 1 s)', () => {
     assert.deepEqual([...new Set(heavy.circuit)], ['closed'], 'the circuit never opened');
     assert.deepEqual([...new Set(heavy.readiness)], [200], 'readiness never failed');
     assert.equal(signet.logs.filter((l) => l.includes('"event":"circuit"')).length, 0);
-    // Vault is kept busy: goodput under 20x the clients stays near the moderate rate. Measured 0.45-1.24 on the
-    // shared 2-core machine, where the 640 clients run in this process; before the fix the circuit opened instead.
+    // Vault is kept busy: goodput under 20x the clients holds up (0.63x measured beside another test on 2 cores,
+    // the 640 clients in this process); before the fix the circuit opened instead and Vault sat idle. The bound
+    // leaves room for CI running a second test file beside this one.
     assert.ok(heavy.goodput >= 0.4 * moderate.goodput, `goodput at 640 clients (${heavy.goodput.toFixed(0)}/s) at least 0.4 of that at 32 (${moderate.goodput.toFixed(0)}/s)`);
   });
 });
