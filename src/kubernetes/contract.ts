@@ -71,6 +71,16 @@ export function publishedKeys(view: KeyView): PublishedKey[] {
 }
 
 /**
+ * The static_keys kube-apiserver should also trust: those still published now whose alg it accepts. This is how a
+ * cluster moving from its key file to Signet keeps its old service-account tokens valid (the old public key,
+ * under kube-apiserver's own kid for it, until the old tokens expire).
+ */
+export function staticPublishedKeys(statics: ReadonlyArray<{ kid: string; alg: string; publicKey: KeyObject; active: boolean }>, algs: readonly string[]): PublishedKey[] {
+  return statics.filter((k) => k.active && algs.includes(k.alg))
+    .map((k) => ({ keyId: k.kid, key: der(k.publicKey), excludeFromOidcDiscovery: false }));
+}
+
+/**
  * Seconds until kube-apiserver should fetch the keys again: at most `ceiling` (jwks.max_age, which the
  * configuration keeps below publish_delay - refresh_interval - clock_skew, so a version created in Vault is
  * fetched before it signs), at most the time until the key's next state change, at least the floor.

@@ -16,7 +16,7 @@ import { verifySignature } from '../jwt/signature.ts';
 import type { KeyView } from '../keys/keyring.ts';
 import { clearStaleSocket, resolveGroup } from '../security/socket.ts';
 import type { Services } from '../services.ts';
-import { checkClaims, KeySetClock, MAX_CLAIMS_LENGTH, publishedKeys, refreshHint, timestamp } from './contract.ts';
+import { checkClaims, KeySetClock, MAX_CLAIMS_LENGTH, publishedKeys, refreshHint, staticPublishedKeys, timestamp } from './contract.ts';
 
 const PROTO = join(import.meta.dirname, 'externaljwt.proto');
 
@@ -162,10 +162,13 @@ export async function startKubernetesSigner(services: Services, cluster: Kuberne
     FetchKeys: handler('FetchKeys', () => {
       const now = Date.now() / 1000;
       const view = usable(keyring.view(cluster.key, now));
+      const statics = keyring.staticKeys(now);
+      // A static key leaving at its end date is a change kube-apiserver must see in time, as a version's is.
+      const nextStaticEnd = Math.min(...statics.filter((k) => k.active).map((k) => k.until - now));
       return {
-        keys: publishedKeys(view),
+        keys: [...publishedKeys(view), ...staticPublishedKeys(statics, KUBERNETES_ALGS)],
         dataTimestamp: timestamp(clock.observe(view, now)),
-        refreshHintSeconds: refreshHint(view, now, config.jwks.maxAge),
+        refreshHintSeconds: Math.min(refreshHint(view, now, config.jwks.maxAge), Math.max(1, Math.ceil(nextStaticEnd))),
       };
     }),
     Metadata: handler('Metadata', () => ({ maxTokenExpirationSeconds: keyConfig.maxTtl })),

@@ -13,7 +13,8 @@ import { InvalidRequestError, SignetError, VaultUnavailableError } from '../../s
 import { algSpec } from '../../src/jwt/algorithms.ts';
 import type { KeyView, VersionView } from '../../src/keys/keyring.ts';
 import type { VersionState } from '../../src/keys/schedule.ts';
-import { checkClaims, KeySetClock, publishedKeys, refreshHint, REFRESH_HINT_FLOOR_SECONDS, timestamp } from '../../src/kubernetes/contract.ts';
+import { checkClaims, KeySetClock, publishedKeys, refreshHint, REFRESH_HINT_FLOOR_SECONDS, staticPublishedKeys, timestamp } from '../../src/kubernetes/contract.ts';
+import { KUBERNETES_ALGS } from '../../src/config.ts';
 import { grpcStatusOf } from '../../src/kubernetes/server.ts';
 import { policyRules, ROOT } from '../harness/ops.ts';
 
@@ -165,4 +166,17 @@ test('deploy/kubernetes/control-plane: signet.yaml loads; its policy grants read
   const pod = readFileSync(join(dir, 'signet-static-pod.yaml'), 'utf8');
   assert.match(pod, /--config", "\/etc\/signet-kube\/signet\.yaml"/);
   assert.match(pod, /path: \/var\/run\/signet-kube\n/);
+});
+
+test('FetchKeys also serves the static_keys still published whose alg kube-apiserver accepts (the old key file during a move)', () => {
+  const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey;
+  const ed = generateKeyPairSync('ed25519').publicKey;
+  const keys = staticPublishedKeys([
+    { kid: 'old-sa-key', alg: 'ES256', publicKey: ec, active: true },
+    { kid: 'expired', alg: 'ES256', publicKey: ec, active: false },
+    { kid: 'eddsa', alg: 'EdDSA', publicKey: ed, active: true },
+  ], KUBERNETES_ALGS);
+  assert.deepEqual(keys.map((k) => k.keyId), ['old-sa-key']);
+  assert.deepEqual(keys[0]!.key, ec.export({ type: 'spki', format: 'der' }));
+  assert.equal(keys[0]!.excludeFromOidcDiscovery, false);
 });
