@@ -104,6 +104,9 @@ export interface BatchObserver {
  */
 const SAFETY = 1.5;
 
+/** Batches at least this large (cheap algs) may have twice max_in_flight calls out when full batches wait. */
+const MIN_BURST_BATCH = 16;
+
 /** Why a request was refused before it reached Vault: Signet's own limits, not Vault's health. */
 function overloaded(message: string): VaultUnavailableError {
   return new VaultUnavailableError('sign', `Signet is overloaded: ${message}; retry shortly`, 1, 'overloaded');
@@ -265,7 +268,12 @@ export class SignBatcher {
 
   #pump(lane: Lane): void {
     const limit = this.#batchLimit(lane.key);
-    while (lane.inFlight < this.#options.maxInFlight && lane.queue.length > 0) {
+    // Two full batches or more waiting behind the calls out (callers' batch_input, a burst) of a cheap alg: Vault
+    // signs a batch on one core and Signet spends time between calls assembling tokens, so twice max_in_flight
+    // keeps Vault's cores busy. A partly filled queue keeps to max_in_flight, which is what lets batches grow under
+    // ordinary load; costly algs (small batches: RSA) are bound by Vault's CPU, where more calls only queue.
+    const inFlightLimit = limit >= MIN_BURST_BATCH && lane.queue.length >= 2 * limit ? 2 * this.#options.maxInFlight : this.#options.maxInFlight;
+    while (lane.queue.length > 0 && lane.inFlight < inFlightLimit) {
       // Shed, before sending, the waiters whose remaining time cannot cover what a Vault call takes now: sending
       // them would only abort the call at their deadline, which reads as Vault's silence and opens the circuit.
       const now = performance.now();

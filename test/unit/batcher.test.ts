@@ -473,3 +473,22 @@ describe('SignBatcher: a caller batch', () => {
     assert.equal((await Promise.all(alone)).length, 62);
   });
 });
+
+describe('SignBatcher: full batches waiting', () => {
+  test('with two full batches or more waiting, twice max_in_flight calls go out (cheap algs only)', async () => {
+    const vault = fakeVault();
+    const batcher = new SignBatcher(options({ maxInFlight: 2 }), vault.send);
+    const results = batcher.together(() => Array.from({ length: 256 }, (_, i) => batcher.sign(lane(), `i${i}`)));
+    assert.deepEqual(vault.calls.map((c) => c.inputs.length), [64, 64, 64, 64]);
+    await Promise.all(vault.calls.map((c) => c.ok()));
+    assert.equal((await Promise.all(results)).length, 256);
+    // RSA-4096 (2 items per batch): bound by Vault's CPU, max_in_flight holds.
+    const rsa = new SignBatcher(options({ maxInFlight: 2 }), vault.send);
+    const before = vault.calls.length;
+    const rsaResults = rsa.together(() => Array.from({ length: 20 }, (_, i) => rsa.sign(lane('rsa-4096'), `r${i}`)));
+    assert.deepEqual(vault.calls.slice(before).map((c) => c.inputs.length), [2, 2]);
+    for (let n = before; n < vault.calls.length; n++) await vault.calls[n]!.ok();
+    assert.ok(vault.calls.slice(before).every((c) => c.inputs.length <= 2));
+    assert.equal((await Promise.all(rsaResults)).length, 20);
+  });
+});
