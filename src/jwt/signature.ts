@@ -52,11 +52,17 @@ function scalar(bytes: Buffer): bigint {
   return bytes.length === 0 ? 0n : BigInt(`0x${bytes.toString('hex')}`);
 }
 
+/** n/2 of each curve as big-endian bytes of the scalar's length, so the check on the verify path is a byte compare. */
+const HALF_ORDER: Partial<Record<JwsAlg, Buffer>> = Object.fromEntries(Object.entries(CURVE_ORDER).map(([alg, order]) => {
+  const bytes = TABLE[alg as JwsAlg]!.length! / 2;
+  return [alg, Buffer.from((order >> 1n).toString(16).padStart(bytes * 2, '0'), 'hex')];
+}));
+
 /** Whether `signature` (R||S) of an ECDSA alg has s > n/2. False for other algs. */
 export function isHighS(alg: JwsAlg, signature: Buffer): boolean {
-  const order = CURVE_ORDER[alg];
-  if (order === undefined) return false;
-  return scalar(signature.subarray(signature.length / 2)) > order >> 1n;
+  const half = HALF_ORDER[alg];
+  if (half === undefined || signature.length !== half.length * 2) return false;
+  return Buffer.compare(signature.subarray(half.length), half) > 0;
 }
 
 /** The low-S form of an ECDSA signature (R||S, fixed length): s replaced by n − s when s > n/2. Others unchanged. */

@@ -252,41 +252,39 @@ export class Keyring {
 
   /** Evaluates one key's schedule into its view; returns when it next changes (Infinity: no change scheduled). */
   #evaluateKey(name: string, loaded: LoadedKey, now: number, kids: Map<string, { key: string; version: number }>): number {
-    {
-      const { config, transit } = loaded;
-      const schedule = computeSchedule(transit, {
-        publishDelay: config.publishDelay,
-        maxTtl: config.maxTtl,
-        clockSkew: this.#settings.clockSkew,
-        refreshInterval: this.#settings.refreshInterval,
-      }, now);
-      const versions: VersionView[] = schedule.versions.map((s) => {
-        const material = loaded.materials.get(s.version)!;
-        return {
-          version: s.version, kid: material.kid, createdAt: s.createdAt, state: s.state, nextChangeAt: s.nextChangeAt,
-          jwk: material.jwk, publicKey: material.publicKey, unidentified: material.unidentified,
-        };
-      });
-      const signing = versions.find((v) => v.version === schedule.signingVersion);
-      if (!signing) throw new Error(`no version of key "${name}" can sign (Vault listed versions ${versions.map((v) => v.version).join(', ') || 'none'})`);
-      const view: KeyView = {
-        name, config, type: transit.type, alg: loaded.alg, spec: algSpec(loaded.alg),
-        signing,
-        versions,
-        latestVersion: transit.latestVersion,
-        minEncryptionVersion: transit.minEncryptionVersion,
-        minDecryptionVersion: transit.minDecryptionVersion,
-        autoRotatePeriod: transit.autoRotatePeriod,
-        nextChangeAt: schedule.nextChangeAt,
-        nextRotationAt: schedule.nextRotationAt,
-        loadedAt: loaded.loadedAt,
+    const { config, transit } = loaded;
+    const schedule = computeSchedule(transit, {
+      publishDelay: config.publishDelay,
+      maxTtl: config.maxTtl,
+      clockSkew: this.#settings.clockSkew,
+      refreshInterval: this.#settings.refreshInterval,
+    }, now);
+    const versions: VersionView[] = schedule.versions.map((s) => {
+      const material = loaded.materials.get(s.version)!;
+      return {
+        version: s.version, kid: material.kid, createdAt: s.createdAt, state: s.state, nextChangeAt: s.nextChangeAt,
+        jwk: material.jwk, publicKey: material.publicKey, unidentified: material.unidentified,
       };
-      this.#reportChanges(this.#views.get(name), view);
-      this.#views.set(name, view);
-      for (const v of versions) if (isPublished(v.state) && !v.unidentified) kids.set(v.kid, { key: name, version: v.version });
-      this.#good.set(name, loaded);
-      return schedule.nextChangeAt ?? Infinity;
-    }
+    });
+    const signing = versions.find((v) => v.version === schedule.signingVersion);
+    if (!signing) throw new Error(`no version of key "${name}" can sign (Vault listed versions ${versions.map((v) => v.version).join(', ') || 'none'})`);
+    const view: KeyView = {
+      name, config, type: transit.type, alg: loaded.alg, spec: algSpec(loaded.alg),
+      signing,
+      versions,
+      latestVersion: transit.latestVersion,
+      minEncryptionVersion: transit.minEncryptionVersion,
+      minDecryptionVersion: transit.minDecryptionVersion,
+      autoRotatePeriod: transit.autoRotatePeriod,
+      nextChangeAt: schedule.nextChangeAt,
+      nextRotationAt: schedule.nextRotationAt,
+      loadedAt: loaded.loadedAt,
+    };
+    this.#reportChanges(this.#views.get(name), view);
+    this.#views.set(name, view);
+    for (const v of versions) if (isPublished(v.state) && !v.unidentified) kids.set(v.kid, { key: name, version: v.version });
+    this.#good.set(name, loaded);
+    return schedule.nextChangeAt ?? Infinity;
   }
 
   #reportChanges(before: KeyView | undefined, after: KeyView): void {

@@ -75,7 +75,6 @@ export class VaultAuth implements TokenSource {
   #renewing = false;
   /** The last check's verdict for a generation, so a burst of 403s costs one lookup. */
   #verdict: { generation: number; verdict: RefusalVerdict; at: number } | undefined;
-  #waiters: Array<(ok: boolean) => void> = [];
 
   constructor(config: AuthConfig, control: VaultControl, log: Logger, events: AuthEvents = {}) {
     this.#config = config;
@@ -105,26 +104,6 @@ export class VaultAuth implements TokenSource {
   /** Changes whenever the token does: a call made under an older generation used a token already replaced. */
   get generation(): number {
     return this.#generation;
-  }
-
-  /** Whether a login (or token read) is under way. */
-  get loggingIn(): boolean {
-    return this.#login !== undefined;
-  }
-
-  /** Resolves true at the next successful authentication, false if none happens within `timeoutMs`. */
-  whenAuthenticated(timeoutMs: number): Promise<boolean> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.#waiters = this.#waiters.filter((w) => w !== settle);
-        resolve(false);
-      }, timeoutMs);
-      const settle = (ok: boolean) => {
-        clearTimeout(timer);
-        resolve(ok);
-      };
-      this.#waiters.push(settle);
-    });
   }
 
   /** Vault answered 403 to a call made with `token`: find out why (and log in again if the token is gone). */
@@ -163,7 +142,6 @@ export class VaultAuth implements TokenSource {
     this.#stopped = true;
     this.#clearTimer();
     if (this.#config.method === 'token' && this.#config.tokenFile) unwatchFile(this.#config.tokenFile);
-    for (const resolve of this.#waiters.splice(0)) resolve(false);
   }
 
   #clearTimer(): void {
@@ -204,8 +182,10 @@ export class VaultAuth implements TokenSource {
     return this.#check;
   }
 
+  /** After a login that a 403 waited for: a new working token, the same one still working, or none. */
   #verdictAfterLogin(token: string): RefusalVerdict {
-    return this.#token !== token && this.status().authenticated ? 'replaced' : this.#token === token && this.status().authenticated ? 'valid' : 'failed';
+    if (!this.status().authenticated) return 'failed';
+    return this.#token === token ? 'valid' : 'replaced';
   }
 
   async #lookupAfterRefusal(token: string, generation: number): Promise<RefusalVerdict> {
@@ -290,7 +270,6 @@ export class VaultAuth implements TokenSource {
   #onToken(ttl: number, renewable: boolean): void {
     this.#authenticated = true;
     this.#verdict = undefined;
-    for (const resolve of this.#waiters.splice(0)) resolve(true);
     this.#attempt = 0;
     this.#ttlSeconds = ttl === 0 ? Infinity : ttl;
     this.#ttlAt = Date.now();

@@ -109,12 +109,13 @@ function spawnVault(binary: string, args: string[], home: string): { child: Chil
   return { child, output: () => out };
 }
 
-async function stopChild(child: ChildProcess): Promise<void> {
+/** Stops a server process: SIGCONT (it may be paused), SIGTERM, and SIGKILL if it has not exited after `graceMs`. */
+export async function stopChild(child: ChildProcess, graceMs = 5000): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   child.kill('SIGCONT');
   child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
   await exited;
   clearTimeout(timer);
 }

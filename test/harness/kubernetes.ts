@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, fetch as undiciFetch } from 'undici';
-import { freePort } from '../../src/vault/dev-server.ts';
+import { freePort, stopChild } from '../../src/vault/dev-server.ts';
 import { ROOT } from './ops.ts';
 
 const binaries = new Map<string, Promise<string>>();
@@ -49,14 +49,8 @@ function startProcess(bin: string, args: string[], cwd: string): Proc {
   return { child, output: () => out };
 }
 
-async function stopProcess(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  await exited;
-  clearTimeout(timer);
-}
+/** etcd and kube-apiserver may take a while to flush on SIGTERM. */
+const stopProcess = (child: ChildProcess) => stopChild(child, 10_000);
 
 async function waitUntil(what: string, proc: Proc, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
