@@ -44,6 +44,8 @@ export interface SignedToken {
   alg: string;
   key: string;
   key_version: number;
+  /** The payload as signed, when the signer has it: saves decoding it again from the token. */
+  claims?: Readonly<Record<string, unknown>>;
 }
 
 /** One sign decision, as a sign path reports it (per token, so per item of a batch). */
@@ -143,7 +145,7 @@ export function buildRecord(decision: SignDecision, hashSubject: SubjectHasher, 
   const base = { type: 'audit' as const, time: isoTime(now), request_id: decision.requestId, caller: decision.caller, key: decision.key };
   if (decision.result) {
     const r = decision.result;
-    const payload = payloadOf(r.token);
+    const payload = r.claims ?? payloadOf(r.token);
     const sub = payload.sub;
     return {
       ...base,

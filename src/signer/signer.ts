@@ -29,6 +29,8 @@ export interface PayloadSignature {
 }
 
 export interface SignResult {
+  /** The payload as signed: for the audit record. Not part of the HTTP answer (its response schemas omit it). */
+  claims: Readonly<Record<string, unknown>>;
   token: string;
   kid: string;
   alg: string;
@@ -205,6 +207,7 @@ export class Signer {
       key: name,
       key_version: view.signing.version,
       expires_at: issued.exp,
+      claims: issued.claims,
     };
   }
 }

@@ -324,7 +324,10 @@ describe('claims and token rules (RFC 8725)', () => {
     const missing = await signet.post('/v1/sign/aud', { claims: { sub: 'u' } });
     assert.equal(missing.status, 403);
     assert.deepEqual(missing.body.errors, ['claim aud: required by this key (it restricts audiences; keys[].require_audience)']);
-    assert.equal((await signet.post('/v1/sign/aud', { claims: { sub: 'u', aud: 'api' } })).status, 200);
+    const signed = await signet.post('/v1/sign/aud', { claims: { sub: 'u', aud: 'api' } });
+    assert.equal(signed.status, 200);
+    // The answer holds the token and its metadata only (the signed claims the signer keeps for auditing stay inside).
+    assert.deepEqual(Object.keys(signed.body).sort(), ['alg', 'expires_at', 'key', 'key_version', 'kid', 'token']);
     const open = await signet.post('/v1/sign/open', { claims: { sub: 'u' } });
     assert.equal(open.status, 200);
   });
