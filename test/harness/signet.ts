@@ -1,6 +1,7 @@
 // Test harness: a real Signet app (buildApp + a loopback socket) against a TestVault, with its log lines
 // captured so tests can assert on them (and on what they must never contain).
 
+import { EventEmitter } from 'node:events';
 import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.ts';
@@ -19,6 +20,11 @@ export interface TestSignet {
   get(path: string, headers?: Record<string, string>): Promise<{ status: number; body: any; headers: Headers; text: string }>;
   /** Waits until /readyz answers 200 (Vault reachable, token accepted, every key loaded). */
   ready(timeoutMs?: number): Promise<void>;
+  /**
+   * Waits for a log line matching `pattern` at index `from` or later of `logs` (one already there counts) and
+   * returns it parsed, with its index. Wakes on the line's arrival, not on a poll; rejects after `timeoutMs`.
+   */
+  waitForLog(pattern: RegExp, timeoutMs?: number, from?: number): Promise<{ index: number; line: Record<string, any> }>;
   close(): Promise<void>;
 }
 
@@ -40,9 +46,11 @@ export async function startSignet(vault: TestVault, keys: Array<Record<string, u
     ...options.config,
   }, { VAULT_TOKEN: vault.rootToken, ...options.env });
   const logs: string[] = [];
+  const arrivals = new EventEmitter();
   const sink = new Writable({
     write(chunk, _encoding, done) {
       logs.push(...chunk.toString().split('\n').filter(Boolean));
+      arrivals.emit('line');
       done();
     },
   });
@@ -73,12 +81,36 @@ export async function startSignet(vault: TestVault, keys: Array<Record<string, u
     async ready(timeoutMs = 10_000) {
       await eventually(async () => (await fetch(`${url}/readyz`)).status === 200, timeoutMs, `readiness of ${url}`);
     },
+    waitForLog(pattern, timeoutMs = 15_000, from = 0) {
+      return new Promise((resolve, reject) => {
+        let next = from;
+        const check = () => {
+          for (; next < logs.length; next++) {
+            if (pattern.test(logs[next]!)) {
+              finish();
+              resolve({ index: next, line: JSON.parse(logs[next]!) });
+              return;
+            }
+          }
+        };
+        const timer = setTimeout(() => {
+          finish();
+          reject(new Error(`timed out after ${timeoutMs} ms waiting for a log line matching ${pattern}`));
+        }, timeoutMs);
+        const finish = () => {
+          clearTimeout(timer);
+          arrivals.off('line', check);
+        };
+        arrivals.on('line', check);
+        check();
+      });
+    },
     close: () => app.close(),
   };
 }
 
-/** Polls `check` until it returns a truthy value or `timeoutMs` passes. */
-export async function eventually<T>(check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 15_000, what = 'condition'): Promise<T> {
+/** Polls `check` every `intervalMs` until it returns a truthy value or `timeoutMs` passes. */
+export async function eventually<T>(check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 15_000, what = 'condition', intervalMs = 100): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {
@@ -88,7 +120,7 @@ export async function eventually<T>(check: () => Promise<T | undefined | false> 
     } catch (error) {
       last = error;
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, intervalMs));
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
 }
