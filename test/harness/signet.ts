@@ -1,6 +1,7 @@
 // Test harness: a real Signet app (buildApp + a loopback socket) against a TestVault, with its log lines
 // captured so tests can assert on them (and on what they must never contain).
 
+import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
@@ -123,4 +124,75 @@ export async function eventually<T>(check: () => Promise<T | undefined | false> 
     await new Promise((r) => setTimeout(r, intervalMs));
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+}
+
+export interface LagRecorder {
+  /** Total time the event loop stood still beyond its ticks since the recorder started, ms. */
+  totalMs(): number;
+  /** How much of [from, to] (Date.now() ms) the event loop stood still. */
+  within(from: number, to: number): number;
+  stop(): void;
+}
+
+/**
+ * Records when this process's event loop stood still: a 20 ms ticker notes each tick's lateness as a stall
+ * interval. Signet runs in the test's process, so its timers and answers were held up by exactly these stalls (on
+ * a loaded 2-core CI, other processes and the test's own clients cause them); a bound on Signet's timing can then
+ * be checked on the time the loop actually ran, so load does not fail it and a slow implementation still does.
+ */
+export function recordLag(tickMs = 20): LagRecorder {
+  const stalls: Array<[number, number]> = [];
+  let last = Date.now();
+  const tick = () => {
+    const now = Date.now();
+    const late = now - last - tickMs;
+    if (late > 0) stalls.push([now - late, now]);
+    last = now;
+  };
+  const ticker = setInterval(tick, tickMs);
+  return {
+    totalMs: () => stalls.reduce((sum, [a, b]) => sum + b - a, 0),
+    within: (from, to) => stalls.reduce((sum, [a, b]) => sum + Math.max(0, Math.min(b, to) - Math.max(a, from)), 0),
+    stop() {
+      clearInterval(ticker);
+      tick();
+    },
+  };
+}
+
+/**
+ * Waits for what a change made in Vault must bring about, with the clock started now (call it once the Vault call
+ * or CLI has returned: the change is made), and asserts it came within one refresh interval plus `marginMs` plus
+ * the time this process's event loop was stalled meanwhile (a loaded CI delays Signet's refresh timer by that much;
+ * a slower refresh schedule is not excused by it). Prints the figures.
+ */
+export async function withinOneRefresh<T>(what: string, refreshMs: number, marginMs: number, check: () => Promise<T | undefined | false>): Promise<T> {
+  const since = Date.now();
+  const lag = recordLag();
+  let value: T;
+  try {
+    value = await eventually(check, 10_000, what, 20);
+  } finally {
+    lag.stop();
+  }
+  const took = Date.now() - since;
+  const lagMs = lag.totalMs();
+  const bound = refreshMs + marginMs + Math.round(lagMs);
+  process.stderr.write(`${what}: ${took} ms after the change (bound ${bound} ms: refresh ${refreshMs} + margin ${marginMs} + event-loop lag ${Math.round(lagMs)})\n`);
+  assert.ok(took <= bound, `${what} ${took} ms after the change (refresh_interval ${refreshMs} ms + ${marginMs} ms + event-loop lag ${Math.round(lagMs)} ms)`);
+  return value;
+}
+
+/**
+ * POSTs to a sign route as a well-behaved client does: a 503 from the event-loop guard ("Signet is overloaded
+ * (eventLoopDelay)", with Retry-After; a loaded CI can trip it) is sent again after Retry-After, up to 20 times.
+ * Every other answer, 503s for any other reason included, is returned as it came.
+ */
+export async function postSign(signet: TestSignet, path: string, body: unknown, headers?: Record<string, string>): ReturnType<TestSignet['post']> {
+  for (let attempt = 0; ; attempt++) {
+    const answer = await signet.post(path, body, headers);
+    const overloaded = answer.status === 503 && /^Signet is overloaded \(eventLoopDelay\)/.test(answer.body?.errors?.[0] ?? '');
+    if (!overloaded || attempt === 20) return answer;
+    await new Promise((r) => setTimeout(r, Number(answer.headers.get('retry-after') ?? 1) * 1000));
+  }
 }
