@@ -24,6 +24,13 @@ path "auth/token/lookup-self" { capabilities = ["read"] }
 path "auth/token/renew-self" { capabilities = ["update"] }
 `;
 
+const active = new Set<{ stop(): Promise<void> }>();
+/** Stops every traffic still running (a test that failed midway), before its Signet closes. */
+async function stopTraffic(): Promise<void> {
+  await Promise.all([...active].map((load) => load.stop()));
+  active.clear();
+}
+
 /** Two clients signing in a loop; returns the statuses seen. */
 function traffic(signet: TestSignet) {
   const statuses: number[] = [];
@@ -37,7 +44,9 @@ function traffic(signet: TestSignet) {
       await sleep(30);
     }
   });
-  return { statuses, errors, stop: async () => { running = false; await Promise.all(workers); } };
+  const load = { statuses, errors, stop: async () => { running = false; await Promise.all(workers); } };
+  active.add(load);
+  return load;
 }
 
 /** Waits until the traffic has answered a few more signs than `count` (it runs, and has run past a point). */
@@ -91,6 +100,7 @@ describe('Vault auth methods and token lifecycle', () => {
       assert.equal((await signet.get('/readyz')).status, 200);
       assertNoSecrets(signet, [first, signet.app.services.auth.current(), secretId]);
     } finally {
+      await stopTraffic();
       await signet.close();
     }
   });
@@ -131,6 +141,7 @@ describe('Vault auth methods and token lifecycle', () => {
       assert.ok(ttl > 0 && ttl <= 3, `token TTL left ${ttl}`);
       assertNoSecrets(signet, [shortSecret, first, second]);
     } finally {
+      await stopTraffic();
       await signet.close();
     }
   });
@@ -158,6 +169,7 @@ describe('Vault auth methods and token lifecycle', () => {
       assert.deepEqual(load.errors, []);
       assertNoSecrets(signet, [t1, t2]);
     } finally {
+      await stopTraffic();
       await signet.close();
     }
   });
@@ -179,6 +191,7 @@ describe('Vault auth methods and token lifecycle', () => {
       assert.equal((await signet.post('/v1/sign/app', { claims: {} })).status, 200);
       assertNoSecrets(signet, [jwt, signet.app.services.auth.current()]);
     } finally {
+      await stopTraffic();
       await signet.close();
     }
   });
@@ -200,6 +213,7 @@ describe('Vault auth methods and token lifecycle', () => {
       assert.equal((await signet.get('/readyz')).body.vault.authenticated, false);
       assertNoSecrets(signet, [token]);
     } finally {
+      await stopTraffic();
       await signet.close();
     }
   });
