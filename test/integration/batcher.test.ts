@@ -89,12 +89,15 @@ describe('batching against a real Vault', () => {
           else failures.push(JSON.stringify(r.body));
         }
       });
-      await new Promise((r) => setTimeout(r, 500));
+      // Under way: the 64 clients have each had about one token, so batches for version 1 keep going out.
+      await eventually(() => tokens.length >= 64, 15_000, '64 tokens signed with v1', 20);
       await vault.rotate('rs');
       // Force the switch at once, while batches for version 1 are in flight.
       await vault.configKey('rs', { min_encryption_version: 2 });
-      await eventually(() => tokens.some((t) => t.key_version === 2), 5000, 'signing with v2');
-      await new Promise((r) => setTimeout(r, 500));
+      await eventually(() => tokens.some((t) => t.key_version === 2), 5000, 'signing with v2', 20);
+      // And on with v2: another 64 tokens after the first of v2.
+      const firstV2 = tokens.findIndex((t) => t.key_version === 2);
+      await eventually(() => tokens.length >= firstV2 + 64, 15_000, '64 more tokens after the switch', 20);
       running = false;
       await Promise.all(clients);
       // The immediate switch costs no request: refused items are signed again with the new version.
