@@ -698,6 +698,21 @@ async function main(): Promise<void> {
       + ` ${cores} cores allow at most ${thousands(ceiling)} tokens/s (${fixed(ceiling / a.tokensPerSec, 1)}x (a), ${fixed(ceiling / b.tokensPerSec, 2)} of (b)).`
       + ` At Vault's batch-64 cost (${fixed(vb, 0)} us, from (b)): ${thousands(best)} tokens/s (${fixed(best / a.tokensPerSec, 1)}x (a), ${fixed(best / b.tokensPerSec, 2)} of (b)).`);
   }
+  // Issue 14's (f) against (b) on the same cores: (b) spends its CPU on Vault (and the load generator) only, (f) on
+  // Vault and Signet too, so the ratio (f) / (b) cannot pass what the cores allow once Signet's share is paid.
+  for (const c of CASES) {
+    for (const clients of [...BATCH_CLIENTS]) {
+      const b = find(c.alg, clients, 'b');
+      const f = find(c.alg, clients, 'f');
+      if (!b || !f) continue;
+      const [vb, lb, vf, sf, lf] = [us(b.vaultCpu, b), us(b.loadCpu, b), us(f.vaultCpu, f), us(f.signetCpu, f), us(f.loadCpu, f)];
+      const ceilingB = (cores * 1e6) / (vb + lb);
+      const ceilingF = (cores * 1e6) / (vf + sf + lf);
+      out(`CPU budget, ${c.alg} at ${clients} client${clients > 1 ? 's' : ''}: (b) Vault ${fixed(vb, 0)} + load generator ${fixed(lb, 0)} us per token, (f) Vault ${fixed(vf, 0)} + Signet ${fixed(sf, 0)}`
+        + ` + load generator ${fixed(lf, 0)} us; with every core busy ${cores} cores allow (f) / (b) at most ${fixed(ceilingF / ceilingB, 2)}`
+        + ` (measured ${fixed(f.tokensPerSec / b.tokensPerSec, 2)}; Vault busy ${fixed(b.vaultCpu, 0)} % in (b), ${fixed(f.vaultCpu, 0)} % in (f)).`);
+    }
+  }
   out();
   out('Signet CPU per token (issue 14): one token per request (d) against callers\' batches of 64 (f), microseconds of Signet CPU');
   out();
