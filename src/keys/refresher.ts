@@ -3,7 +3,7 @@
 // the JWKS and local verification go on serving it while Vault is away.
 
 import type { Logger } from 'pino';
-import type { Config } from '../config.ts';
+import type { RefresherConfig } from './config.ts';
 import { SignetError, VaultResponseError } from '../errors.ts';
 import { isSymmetric, resolveAlg } from '../jwt/algorithms.ts';
 import type { VaultControl } from '../vault/control.ts';
@@ -17,7 +17,7 @@ export interface RefreshObserver {
 }
 
 export class KeyRefresher {
-  readonly #config: Config;
+  readonly #config: RefresherConfig;
   readonly #control: VaultControl;
   readonly #keyring: Keyring;
   readonly #log: Logger;
@@ -38,7 +38,7 @@ export class KeyRefresher {
   readonly errors = new Map<string, string>();
   lastSuccessAt = 0;
 
-  constructor(config: Config, control: VaultControl, keyring: Keyring, log: Logger, observe: RefreshObserver = () => {}) {
+  constructor(config: RefresherConfig, control: VaultControl, keyring: Keyring, log: Logger, observe: RefreshObserver = () => {}) {
     this.#config = config;
     this.#control = control;
     this.#keyring = keyring;

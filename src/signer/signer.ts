@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { ClaimPolicyError, InvalidRequestError, SignetError, UnknownKeyError, VaultUnavailableError } from '../errors.ts';
 import { parseDuration } from '../duration.ts';
 import { DEFAULT_CLAIM_LIMITS, issueClaims, type ClaimLimits, type ClaimsPolicy } from '../jwt/claims.ts';
-import type { KeyConfig } from '../config.ts';
+import type { KeyConfig } from '../keys/config.ts';
 import { encodeHeader, encodePayload, jwsSignatureFromVault, transitInput } from '../jwt/jws.ts';
 import type { Keyring, KeyView, VersionView } from '../keys/keyring.ts';
 import type { SignBatcher } from './batcher.ts';

@@ -5,7 +5,7 @@
 
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import type { Logger } from 'pino';
-import type { AuthConfig } from '../config.ts';
+import type { AuthConfig } from './config.ts';
 import { SignetError, VaultResponseError, VaultUnavailableError } from '../errors.ts';
 import type { VaultControl } from './control.ts';
 import type { TokenSource } from './http.ts';

@@ -14,7 +14,7 @@ import { algSpec } from '../../src/jwt/algorithms.ts';
 import type { KeyView, VersionView } from '../../src/keys/keyring.ts';
 import type { VersionState } from '../../src/keys/schedule.ts';
 import { checkClaims, KeySetClock, publishedKeys, refreshHint, REFRESH_HINT_FLOOR_SECONDS, staticPublishedKeys, timestamp } from '../../src/kubernetes/contract.ts';
-import { KUBERNETES_ALGS } from '../../src/config.ts';
+import { KUBERNETES_ALGS } from '../../src/kubernetes/config.ts';
 import { grpcStatusOf } from '../../src/kubernetes/server.ts';
 import { policyRules, ROOT } from '../harness/ops.ts';
 
