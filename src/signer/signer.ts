@@ -6,7 +6,8 @@ import { ClaimPolicyError, InvalidRequestError, SignetError, UnknownKeyError, Va
 import { parseDuration } from '../duration.ts';
 import { DEFAULT_CLAIM_LIMITS, issueClaims, type ClaimLimits, type ClaimsPolicy } from '../jwt/claims.ts';
 import type { KeyConfig } from '../keys/config.ts';
-import { encodeHeader, encodePayload, jwsSignatureFromVault, transitInput } from '../jwt/jws.ts';
+import { encodeHeader, encodePayload } from '../jwt/jws.ts';
+import { jwsSignatureFromVault, transitInput } from '../vault/wire.ts';
 import type { Keyring, KeyView, VersionView } from '../keys/keyring.ts';
 import type { SignBatcher } from './batcher.ts';
 import { lowS } from '../jwt/signature.ts';
