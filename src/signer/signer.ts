@@ -2,7 +2,7 @@
 // the schedule's active version explicitly, and the signature's vault:vN: prefix must match it.
 
 import { randomBytes } from 'node:crypto';
-import { ClaimPolicyError, InvalidRequestError, SignetError, UnknownKeyError, VaultUnavailableError } from '../errors.ts';
+import { ClaimPolicyError, InvalidRequestError, SignetError, UnknownKeyError, VaultUnavailableError, VersionBelowMinimumError } from '../errors.ts';
 import { parseDuration } from '../duration.ts';
 import { DEFAULT_CLAIM_LIMITS, issueClaims, type ClaimLimits, type ClaimsPolicy } from '../jwt/claims.ts';
 import type { KeyConfig } from '../keys/config.ts';
@@ -124,7 +124,7 @@ export class Signer {
     const policy = this.#policies.get(name);
     if (!policy) throw new UnknownKeyError(name);
     const results = await this.#signBatchOnce(name, policy, requests);
-    if (!results.some((r) => r instanceof SignetError && r.code === 'version_below_minimum')) return results;
+    if (!results.some((r) => r instanceof VersionBelowMinimumError)) return results;
     await this.#refreshKeys();
     return await this.#signBatchOnce(name, policy, requests);
   }
@@ -147,7 +147,7 @@ export class Signer {
     try {
       return await once();
     } catch (error) {
-      if (!(error instanceof SignetError && error.code === 'version_below_minimum')) throw error;
+      if (!(error instanceof VersionBelowMinimumError)) throw error;
       await this.#refreshKeys();
       return await once();
     }
