@@ -85,3 +85,12 @@ test('no module below the top imports src/config.ts: each layer owns its options
   const offenders = [...graph()].filter(([module, imports]) => !TOP.has(module) && imports.includes('config.ts')).map(([module]) => module);
   assert.deepEqual(offenders, []);
 });
+
+test("the README's layout (Development) names every directory of src/", () => {
+  const readme = readFileSync(join(SRC, '..', 'README.md'), 'utf8');
+  const layout = /^## Development\n\n```\n([\s\S]*?)\n```/m.exec(readme)?.[1];
+  assert.ok(layout, 'the Development section opens with the source tree');
+  const dirs = readdirSync(SRC, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+  assert.ok(dirs.length > 5);
+  assert.deepEqual(dirs.filter((d) => !new RegExp(`^\\s+${d}/`, 'm').test(layout) && !layout.includes(` ${d}/ `)), []);
+});
