@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { buildConfig } from '../../src/config.ts';
 import { algSpec } from '../../src/jwt/algorithms.ts';
-import { transitInput } from '../../src/jwt/jws.ts';
+import { transitInput } from '../../src/vault/wire.ts';
 import { SignBatcher, DEFAULT_BATCHER } from '../../src/signer/batcher.ts';
 import { VaultHttp } from '../../src/vault/http.ts';
 import { Transit } from '../../src/vault/transit.ts';
