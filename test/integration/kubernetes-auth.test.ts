@@ -6,7 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { rmSync, writeFileSync } from 'node:fs';
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { SignJWT } from 'jose';
@@ -46,11 +46,11 @@ describe('kubernetes auth against a real kube-apiserver (TokenReview), Vault and
     return count;
   }
 
-  async function startWith(jwt: string): Promise<{ signet: TestSignet; tokenFile: string }> {
+  async function startWith(jwt: string, role = 'signet'): Promise<{ signet: TestSignet; tokenFile: string }> {
     const tokenFile = join(dir, `token-${Math.random().toString(36).slice(2)}`);
     writeFileSync(tokenFile, jwt, { mode: 0o600 });
     const signet = await startSignet(vault, [{ name: 'app' }], {
-      config: { vault: { address: vault.address, auth: { method: 'kubernetes', role: 'signet', token_file: tokenFile } } },
+      config: { vault: { address: vault.address, auth: { method: 'kubernetes', role, token_file: tokenFile } } },
       env: { VAULT_TOKEN: '' },
     });
     return { signet, tokenFile };
@@ -83,6 +83,11 @@ describe('kubernetes auth against a real kube-apiserver (TokenReview), Vault and
     await vault.api('POST', 'auth/kubernetes/role/signet', {
       bound_service_account_names: ['signet'], bound_service_account_namespaces: [NS], audience: AUDIENCE,
       token_policies: ['signet'], token_ttl: '1h',
+    });
+    // The same binding with a short max TTL: Signet must log in again every few seconds, reading its token file.
+    await vault.api('POST', 'auth/kubernetes/role/signet-short', {
+      bound_service_account_names: ['signet'], bound_service_account_namespaces: [NS], audience: AUDIENCE,
+      token_policies: ['signet'], token_ttl: '3s', token_max_ttl: '5s',
     });
   });
 
@@ -186,4 +191,54 @@ describe('kubernetes auth against a real kube-apiserver (TokenReview), Vault and
       assert.equal(await kubernetesLogins(), loginsBefore, 'Vault issued a token for a refused login');
     });
   }
+
+  test('a rotated token file (the kubelet writes a new TokenRequest token) is what the next login uses', async () => {
+    // The first token is bound to a Secret: deleting the Secret makes the API server refuse it, so a login that
+    // re-read the old token could not succeed.
+    const secret = await api.request('POST', `/api/v1/namespaces/${NS}/secrets`, {
+      apiVersion: 'v1', kind: 'Secret', metadata: { name: 'signet-token-binding' }, type: 'Opaque',
+    });
+    assert.equal(secret.status, 201, JSON.stringify(secret.body));
+    const bound = await api.request('POST', `/api/v1/namespaces/${NS}/serviceaccounts/signet/token`, {
+      apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest',
+      spec: {
+        audiences: [AUDIENCE], expirationSeconds: 3600,
+        boundObjectRef: { apiVersion: 'v1', kind: 'Secret', name: 'signet-token-binding', uid: secret.body.metadata.uid },
+      },
+    });
+    assert.equal(bound.status, 201, JSON.stringify(bound.body));
+    const first = bound.body.status.token as string;
+    const { signet, tokenFile } = await startWith(first, 'signet-short');
+    try {
+      await signet.ready(20_000);
+      const firstVaultToken = signet.app.services.auth.current();
+      assert.equal((await signet.post('/v1/sign/app', { claims: {} })).status, 200);
+      const deleted = await api.request('DELETE', `/api/v1/namespaces/${NS}/secrets/signet-token-binding`);
+      assert.equal(deleted.status, 200, JSON.stringify(deleted.body));
+      await eventually(async () => {
+        const review = await api.request('POST', '/apis/authentication.k8s.io/v1/tokenreviews', {
+          apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token: first, audiences: [AUDIENCE] },
+        });
+        return review.body?.status?.authenticated !== true;
+      }, 20_000, 'the API server refusing the token bound to the deleted Secret');
+      const second = await saToken('signet', [AUDIENCE]);
+      // As the kubelet does: the new content appears at once (a rename), never half written.
+      writeFileSync(`${tokenFile}.new`, second, { mode: 0o600 });
+      renameSync(`${tokenFile}.new`, tokenFile);
+      const loginsBefore = signet.logs.filter((l) => l.includes('"event":"authenticated"')).length;
+      // Near the role's 5 s max TTL Signet logs in again: with the new token, since the old one is refused.
+      await eventually(() => signet.logs.filter((l) => l.includes('"event":"authenticated"')).length > loginsBefore, 30_000, 'a new login');
+      const vaultToken = signet.app.services.auth.current();
+      assert.notEqual(vaultToken, firstVaultToken);
+      const lookup = await vault.api('POST', 'auth/token/lookup', { token: vaultToken });
+      assert.equal((lookup.data as { meta: Record<string, string> }).meta.service_account_name, 'signet');
+      assert.equal(await scrape(signet, 'signet_vault_auth_failures_total'), 0, 'no login was refused');
+      assert.ok(!signet.logs.some((l) => l.includes('"event":"auth_failed"')), signet.logs.filter((l) => l.includes('vault-auth')).join('\n'));
+      const signed = await signet.post('/v1/sign/app', { claims: {} });
+      assert.equal(signed.status, 200, JSON.stringify(signed.body));
+      for (const line of signet.logs) assert.ok(!line.includes(first) && !line.includes(second), 'a log line holds a token');
+    } finally {
+      await signet.close();
+    }
+  });
 });
