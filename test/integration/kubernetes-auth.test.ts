@@ -87,7 +87,7 @@ describe('kubernetes auth against a real kube-apiserver (TokenReview), Vault and
     // The same binding with a short max TTL: Signet must log in again every few seconds, reading its token file.
     await vault.api('POST', 'auth/kubernetes/role/signet-short', {
       bound_service_account_names: ['signet'], bound_service_account_namespaces: [NS], audience: AUDIENCE,
-      token_policies: ['signet'], token_ttl: '3s', token_max_ttl: '5s',
+      token_policies: ['signet'], token_ttl: '4s', token_max_ttl: '6s',
     });
   });
 
@@ -226,14 +226,19 @@ describe('kubernetes auth against a real kube-apiserver (TokenReview), Vault and
       writeFileSync(`${tokenFile}.new`, second, { mode: 0o600 });
       renameSync(`${tokenFile}.new`, tokenFile);
       const loginsBefore = signet.logs.filter((l) => l.includes('"event":"authenticated"')).length;
-      // Near the role's 5 s max TTL Signet logs in again: with the new token, since the old one is refused.
-      await eventually(() => signet.logs.filter((l) => l.includes('"event":"authenticated"')).length > loginsBefore, 30_000, 'a new login');
+      // Near the role's 6 s max TTL Signet logs in again: with the new token, since the old one is refused. (On
+      // OpenBao, whose Kubernetes auth reviews the login's JWT again at each renewal, a token obtained with the old JWT
+      // cannot be renewed once the API server refuses that JWT: Signet then logs in again only when a later call
+      // meets a 403, up to refresh_interval later. Hence the generous wait.)
+      await eventually(() => signet.logs.filter((l) => l.includes('"event":"authenticated"')).length > loginsBefore, 60_000, 'a new login');
       const vaultToken = signet.app.services.auth.current();
       assert.notEqual(vaultToken, firstVaultToken);
       const lookup = await vault.api('POST', 'auth/token/lookup', { token: vaultToken });
       assert.equal((lookup.data as { meta: Record<string, string> }).meta.service_account_name, 'signet');
-      assert.equal(await scrape(signet, 'signet_vault_auth_failures_total'), 0, 'no login was refused');
-      assert.ok(!signet.logs.some((l) => l.includes('"event":"auth_failed"')), signet.logs.filter((l) => l.includes('vault-auth')).join('\n'));
+      // No login was refused (the old token's would be: "for login (HTTP 403 …"). Renewals are not this test's
+      // subject: with second-granular TTLs one may still meet the max TTL (HTTP 500) on a loaded machine.
+      const refusedLogins = signet.logs.filter((l) => l.includes('"event":"auth_failed"') && l.includes('for login'));
+      assert.deepEqual(refusedLogins, [], signet.logs.filter((l) => l.includes('vault-auth')).join('\n'));
       const signed = await signet.post('/v1/sign/app', { claims: {} });
       assert.equal(signed.status, 200, JSON.stringify(signed.body));
       for (const line of signet.logs) assert.ok(!line.includes(first) && !line.includes(second), 'a log line holds a token');
