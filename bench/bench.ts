@@ -7,6 +7,7 @@
 //   (c) Signet with batching off;  (d) Signet with batching on;  (e) Signet with batching on and the audit trail
 //   writing to a file (issue 15: at most 10 % fewer tokens/s than (d) at 64 clients, at most +0.05 ms p50 at 1);
 //   (f) at 1 and 16 clients: callers sending batch_input of 64 claim sets to Signet (batching on; issue 14);
+//   (u) at 1 client: Signet (batching on) listening on a unix socket instead of TCP loopback;
 //   and at 1 client (p): Vault through a bare node:http + undici proxy, the latency floor of any Node sidecar;
 // then local verification (in-process verifier.verify against raw crypto.verify, one core; POST /v1/verify over
 // HTTP) and Signet's RSS idle and under load. Prints tables and the issue's target ratios, marked met or missed.
@@ -14,7 +15,8 @@
 // BENCH_DURATION=seconds (default 3) sets the length of each measurement (after a 1 s warm-up).
 // BENCH_ALGS=ES256,RS256 and BENCH_CLIENTS=1,64 narrow the matrix (the target ratios then show n/a where a
 // figure is missing). BENCH_SIGNET_NODE_FLAGS="--max-semi-space-size=2" passes Node flags to the Signet
-// processes only; BENCH_BATCHER='{"maxInFlight":2}' sets batcher options; BENCH_VERIFY=0 skips verification.
+// processes only; BENCH_BATCHER='{"maxInFlight":2}' sets batcher options; BENCH_VERIFY=0 skips verification;
+// BENCH_MODES=a,d,e measures only those modes.
 // It is a benchmark, not a test: nothing here asserts timings.
 
 import autocannon from 'autocannon';
@@ -24,6 +26,7 @@ import { availableParallelism, loadavg, release, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { Agent, request } from 'undici';
 import { algSpec, type JwsAlg } from '../src/jwt/algorithms.ts';
 import { findVaultBinary, startDevVault, vaultApi, type VaultServer } from '../src/vault/dev-server.ts';
 import { cpuSeconds, fixed, machineBusySeconds, mb, percentile, rssBytes, Samples, sleep, startChild, table, thousands, waitIdle, type Child } from './lib.ts';
@@ -58,9 +61,13 @@ const SIGNET_FLAGS = (process.env.BENCH_SIGNET_NODE_FLAGS ?? '').split(/\s+/).fi
 const VERIFY = process.env.BENCH_VERIFY !== '0';
 const CLIENTS = process.env.BENCH_CLIENTS ? process.env.BENCH_CLIENTS.split(',').map(Number).filter((n) => n > 0) : [1, 16, 64];
 
-type Mode = 'a' | 'p' | 'b' | 'c' | 'd' | 'e' | 'f';
-/** Modes measured at every client count; 'p' (the floor of a bare Node proxy) only at 1 client, 'f' at 1 and 16. */
-const MODES: Mode[] = ['a', 'p', 'b', 'c', 'd', 'e', 'f'];
+type Mode = 'a' | 'p' | 'b' | 'c' | 'd' | 'u' | 'e' | 'f';
+/**
+ * Modes measured at every client count; 'p' (the floor of a bare Node proxy) and 'u' (Signet's unix socket listener)
+ * only at 1 client, 'f' at 1 and 16.
+ */
+const MODES: Mode[] = (['a', 'p', 'b', 'c', 'd', 'u', 'e', 'f'] as Mode[])
+  .filter((m) => !process.env.BENCH_MODES || process.env.BENCH_MODES.split(',').map((s) => s.trim().toLowerCase()).includes(m));
 const BATCH_CLIENTS = new Set([1, 16]);
 const MODE_LABEL: Record<Mode, string> = {
   a: '(a) Vault direct, 1 token/request',
@@ -68,6 +75,7 @@ const MODE_LABEL: Record<Mode, string> = {
   b: `(b) Vault direct, batch_input ${BATCH_ITEMS}`,
   c: '(c) Signet, batching off',
   d: '(d) Signet, batching on',
+  u: '(u) Signet on a unix socket',
   e: '(e) Signet, batching on, audit file',
   f: `(f) Signet, batch_input ${BATCH_ITEMS}`,
 };
@@ -88,6 +96,8 @@ interface LoadResult {
   rssMax?: number;
   /** Mean items per Vault call Signet made during the measurement (from its /metrics). */
   meanBatch?: number;
+  /** Signet's adaptive limit on full batches at Vault at the end of the measurement (signet_vault_sign_calls_limit). */
+  callLimit?: number;
   /** Tokens Signet refused inside answered batches (batch_results items with an error), from its /metrics. */
   failedItems?: number;
 }
@@ -150,14 +160,25 @@ async function machine(vaultBinary: string): Promise<string[]> {
   ];
 }
 
-async function waitReady(url: string, child: Child): Promise<void> {
+/** GET over TCP, or over a unix socket (then `url` is http://localhost/...). */
+async function get(url: string, socketPath?: string): Promise<{ status: number; text: string }> {
+  const dispatcher = socketPath ? new Agent({ connect: { socketPath } }) : undefined;
+  try {
+    const response = await request(url, { dispatcher, signal: AbortSignal.timeout(5000) });
+    return { status: response.statusCode, text: await response.body.text() };
+  } finally {
+    await dispatcher?.close();
+  }
+}
+
+async function waitReady(url: string, child: Child, socketPath?: string): Promise<void> {
   const deadline = Date.now() + 60_000;
   let last = '';
   while (Date.now() < deadline) {
     if (child.process.exitCode !== null) throw new Error(`Signet exited with code ${child.process.exitCode}`);
     try {
-      const response = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(2000) });
-      last = await response.text();
+      const response = await get(`${url}/readyz`, socketPath);
+      last = response.text;
       if (response.status === 200) return;
     } catch (error) {
       last = (error as Error).message;
@@ -168,7 +189,7 @@ async function waitReady(url: string, child: Child): Promise<void> {
 }
 
 interface Memory { rss: number; heapTotal: number; heapUsed: number; external: number; arrayBuffers: number }
-interface Signet { child: Child; url: string; pid: number; idleRss?: number; idleMemory?: Memory }
+interface Signet { child: Child; url: string; pid: number; socketPath?: string; idleRss?: number; idleMemory?: Memory }
 
 /** process.memoryUsage() of a Signet process (bench/signet-server.ts answers "mem" on its stdin). */
 async function memoryOf(signet: Signet): Promise<Memory> {
@@ -176,9 +197,9 @@ async function memoryOf(signet: Signet): Promise<Memory> {
   return (await signet.child.nextMessage()).memory as Memory;
 }
 
-async function startSignet(vault: VaultServer, batching: boolean, keys: unknown[], audit?: { file: string; subject_key_file: string }): Promise<Signet> {
+async function startSignet(vault: VaultServer, batching: boolean, keys: unknown[], audit?: { file: string; subject_key_file: string }, socketPath?: string): Promise<Signet> {
   const child = await startChild(join(HERE, 'signet-server.ts'), {
-    label: `signet batching ${batching ? 'on' : 'off'}${audit ? ', audit' : ''}`,
+    label: `signet batching ${batching ? 'on' : 'off'}${audit ? ', audit' : ''}${socketPath ? ', unix socket' : ''}`,
     nodeArgs: SIGNET_FLAGS,
     env: {
       BENCH_VAULT_ADDR: vault.address,
@@ -187,12 +208,13 @@ async function startSignet(vault: VaultServer, batching: boolean, keys: unknown[
       BENCH_BATCHING: batching ? 'on' : 'off',
       BENCH_BATCHER: process.env.BENCH_BATCHER ?? '',
       BENCH_AUDIT: audit ? JSON.stringify(audit) : '',
+      BENCH_SOCKET: socketPath ?? '',
     },
   });
   cleanups.push(() => child.stop());
-  const url = `http://127.0.0.1:${child.hello.port as number}`;
-  await waitReady(url, child);
-  return { child, url, pid: child.pid };
+  const url = socketPath ? 'http://localhost' : `http://127.0.0.1:${child.hello.port as number}`;
+  await waitReady(url, child, socketPath);
+  return { child, url, pid: child.pid, socketPath };
 }
 
 async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: any }> {
@@ -219,7 +241,9 @@ interface LoadSpec {
   vaultPid: number;
   signetPid?: number;
   /** Signet's base URL and key name, to read the batch size histogram from /metrics. */
-  signetMetrics?: { url: string; key: string };
+  signetMetrics?: { url: string; key: string; socketPath?: string };
+  /** Connect over this unix socket (url then names http://localhost). */
+  socketPath?: string;
   /**
    * Measure whole rounds (every client sends the same number of requests and all answers are awaited) instead of
    * a fixed time: for batch_input requests that take seconds, a time window would cut off a large share of work.
@@ -231,14 +255,15 @@ interface LoadSpec {
  * Sum and count of signet_sign_batch_size for one key, and its signs that did not succeed (every outcome of
  * signet_sign_requests_total but ok), from Signet's /metrics.
  */
-async function batchStats(target: { url: string; key: string }): Promise<{ sum: number; count: number; failed: number }> {
-  const lines = (await (await fetch(`${target.url}/metrics`, { signal: AbortSignal.timeout(5000) })).text()).split('\n');
+async function batchStats(target: { url: string; key: string; socketPath?: string }): Promise<{ sum: number; count: number; failed: number; callLimit: number }> {
+  const lines = (await get(`${target.url}/metrics`, target.socketPath)).text.split('\n');
   const number = (line: string | undefined) => (line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0);
   const value = (suffix: string) => number(lines.find((l) => l.startsWith(`signet_sign_batch_size_${suffix}{`) && l.includes(`key="${target.key}"`)));
   const failed = lines
     .filter((l) => l.startsWith('signet_sign_requests_total{') && l.includes(`key="${target.key}"`) && !l.includes('outcome="ok"'))
     .reduce((total, l) => total + number(l), 0);
-  return { sum: value('sum'), count: value('count'), failed };
+  const gauge = (name: string) => number(lines.find((l) => l.startsWith(`${name}{`) && l.includes(`key="${target.key}"`)));
+  return { sum: value('sum'), count: value('count'), failed, callLimit: gauge('signet_vault_sign_calls_limit') };
 }
 
 async function runLoad(spec: LoadSpec): Promise<LoadResult> {
@@ -250,6 +275,7 @@ async function runLoad(spec: LoadSpec): Promise<LoadResult> {
     connections: spec.connections,
     pipelining: 1,
     timeout: 30,
+    ...(spec.socketPath ? { socketPath: spec.socketPath } : {}),
   };
   const busy = [spec.vaultPid, ...(spec.signetPid === undefined ? [] : [spec.signetPid])];
   await waitIdle(busy);
@@ -323,6 +349,7 @@ async function runLoad(spec: LoadSpec): Promise<LoadResult> {
     rssMax: spec.signetPid === undefined ? undefined : rssMax,
     meanBatch: batch0 && batch1 && batch1.count > batch0.count ? (batch1.sum - batch0.sum) / (batch1.count - batch0.count) : undefined,
     failedItems: batch0 && batch1 && spec.tokensPerRequest > 1 ? failedItems : undefined,
+    callLimit: batch1?.callLimit,
   };
 }
 
@@ -411,6 +438,8 @@ async function main(): Promise<void> {
   const audit = { file: join(auditDir, 'audit.log'), subject_key_file: join(auditDir, 'subject.key') };
   writeFileSync(audit.subject_key_file, 'bench-subject-key-0123456789abcdef', { mode: 0o600 });
   const [off, on, audited] = [await startSignet(vault, false, keys), await startSignet(vault, true, keys), await startSignet(vault, true, keys, audit)];
+  // (u): the same Signet as (d), listening on a unix socket instead of TCP loopback.
+  const unix = MODES.includes('u') && CLIENTS.includes(1) ? await startSignet(vault, true, keys, undefined, join(auditDir, 'signet.sock')) : undefined;
   await sleep(1000);
   off.idleRss = rssBytes(off.pid);
   on.idleRss = rssBytes(on.pid);
@@ -429,10 +458,10 @@ async function main(): Promise<void> {
   for (const c of CASES) {
     for (const clients of CLIENTS) {
       for (const mode of MODES) {
-        if (mode === 'p' && clients !== 1) continue;
+        if ((mode === 'p' || mode === 'u') && clients !== 1) continue;
         if (mode === 'f' && !BATCH_CLIENTS.has(clients)) continue;
         log(`${c.alg} ${String(clients).padStart(2)} clients ${MODE_LABEL[mode]}`);
-        const signet = mode === 'c' ? off : mode === 'd' || mode === 'f' ? on : mode === 'e' ? audited : undefined;
+        const signet = mode === 'c' ? off : mode === 'd' || mode === 'f' ? on : mode === 'e' ? audited : mode === 'u' ? unix : undefined;
         const spec: LoadSpec = mode === 'p'
           ? { url: `${proxy.url}/v1/${vaultSignPath(c)}`, headers: {}, body: vaultBody(c, 1), connections: clients, tokensPerRequest: 1, vaultPid, signetPid: proxy.pid }
           : mode === 'f'
@@ -441,7 +470,10 @@ async function main(): Promise<void> {
             vaultPid, signetPid: on.pid, signetMetrics: { url: on.url, key: c.key }, rounds: true,
           }
           : signet
-          ? { url: `${signet.url}/v1/sign/${c.key}`, headers: {}, body: SIGN_BODY, connections: clients, tokensPerRequest: 1, vaultPid, signetPid: signet.pid, signetMetrics: { url: signet.url, key: c.key } }
+          ? {
+            url: `${signet.url}/v1/sign/${c.key}`, headers: {}, body: SIGN_BODY, connections: clients, tokensPerRequest: 1, vaultPid, signetPid: signet.pid,
+            signetMetrics: { url: signet.url, key: c.key, socketPath: signet.socketPath }, socketPath: signet.socketPath,
+          }
           : {
             url: `${vault.address}/v1/${vaultSignPath(c)}`, headers: vaultHeaders, body: vaultBody(c, mode === 'a' ? 1 : BATCH_ITEMS),
             connections: clients, tokensPerRequest: mode === 'a' ? 1 : BATCH_ITEMS, vaultPid, rounds: mode === 'b',
@@ -490,19 +522,20 @@ async function main(): Promise<void> {
   out('Signing: tokens/s; latency per HTTP request, ms; CPU use during the measurement in % of one core (2 cores = 200 %)');
   out('of Vault, of the sidecar (Signet, or the bare proxy of (p)) and of the load generator,');
   out('and in CPU microseconds per token; other = everything else on the machine (other processes, interrupts): when it is');
-  out('more than a few %, something else competed for the 2 cores; batch = mean items per Vault call Signet made');
+  out('more than a few %, something else competed for the 2 cores; batch = mean items per Vault call Signet made;');
+  out('calls = Signet\'s limit on full batches at Vault at once at the end (signet_vault_sign_calls_limit, adapted to Vault\'s latency)');
   out();
   const perToken = (percent: number | undefined, r: Row) => (percent === undefined ? '' : fixed((percent / 100 / r.tokensPerSec) * 1e6, 0));
   const find = (alg: JwsAlg, clients: number, mode: Mode) => rows.find((r) => r.alg === alg && r.clients === clients && r.mode === mode);
   out(table(
-    ['alg', 'clients', 'mode', 'tokens/s', 'p50 ms', 'p99 ms', 'vault %', 'sidecar %', 'loadgen %', 'other %', 'vault us/tok', 'sidecar us/tok', 'batch', 'failed'],
+    ['alg', 'clients', 'mode', 'tokens/s', 'p50 ms', 'p99 ms', 'vault %', 'sidecar %', 'loadgen %', 'other %', 'vault us/tok', 'sidecar us/tok', 'batch', 'calls', 'failed'],
     rows.map((r) => [
       r.alg, r.clients, MODE_LABEL[r.mode], thousands(r.tokensPerSec), fixed(r.p50, 3), fixed(r.p99, 3),
       fixed(r.vaultCpu, 0), r.signetCpu === undefined ? '' : fixed(r.signetCpu, 0), fixed(r.loadCpu, 0), fixed(r.otherCpu, 0),
-      perToken(r.vaultCpu, r), perToken(r.signetCpu, r), r.meanBatch === undefined ? '' : fixed(r.meanBatch, 1),
+      perToken(r.vaultCpu, r), perToken(r.signetCpu, r), r.meanBatch === undefined ? '' : fixed(r.meanBatch, 1), r.callLimit === undefined ? '' : r.callLimit,
       r.failedItems ? `${r.failed} + ${r.failedItems} items` : r.failed,
     ]),
-    [false, true, false, true, true, true, true, true, true, true, true, true, true, true],
+    [false, true, false, true, true, true, true, true, true, true, true, true, true, true, true],
   ));
   out();
 
@@ -600,6 +633,13 @@ async function main(): Promise<void> {
     const v = cc && p ? cc.p50 - p.p50 : undefined;
     const floor = p && a ? p.p50 - a.p50 : undefined;
     targets.push([`  of which above a bare Node proxy (p), ${c.alg} (information; the proxy itself adds ${show(floor, 3, ' ms')})`, show(v, 3, ' ms'), '', undefined]);
+  }
+  for (const c of CASES) {
+    const u = find(c.alg, 1, 'u');
+    const a = find(c.alg, 1, 'a');
+    const d = find(c.alg, 1, 'd');
+    const v = u && a ? u.p50 - a.p50 : undefined;
+    targets.push([`p50 (u) - p50 (a) at 1 client, ${c.alg}: Signet on its unix socket (information; over TCP (d): ${show(d && a ? d.p50 - a.p50 : undefined, 3, ' ms')})`, show(v, 3, ' ms'), '', undefined]);
   }
   for (const c of CASES) {
     const v = ratio(find(c.alg, 1, 'd')?.p50, find(c.alg, 1, 'c')?.p50);

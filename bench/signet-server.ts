@@ -3,7 +3,8 @@
 // It stops when its stdin closes (the benchmark went away) or on SIGTERM / SIGINT.
 //
 // Environment: BENCH_VAULT_ADDR, BENCH_VAULT_TOKEN, BENCH_KEYS (JSON list of key configurations),
-// BENCH_BATCHING (on | off), BENCH_BATCHER (optional JSON of batcher options, e.g. {"maxInFlight": 2}).
+// BENCH_BATCHING (on | off), BENCH_BATCHER (optional JSON of batcher options, e.g. {"maxInFlight": 2}),
+// BENCH_SOCKET (optional: a unix socket path to listen on instead of a loopback port).
 // A line "mem" on stdin answers with process.memoryUsage().
 
 import { createInterface } from 'node:readline';
@@ -37,6 +38,13 @@ createInterface({ input: process.stdin }).on('line', (line) => {
   if (line.trim() === 'mem') announce({ memory: process.memoryUsage() });
 });
 
-await app.listen({ host: '127.0.0.1', port: 0 });
-const { port } = app.server.address() as { port: number };
-announce({ port, pid: process.pid, batching });
+// BENCH_SOCKET: listen on that unix socket instead of a loopback port (the bench's row (u)).
+const socket = process.env.BENCH_SOCKET;
+if (socket) {
+  await app.listen({ path: socket });
+  announce({ port: 0, socket, pid: process.pid, batching });
+} else {
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const { port } = app.server.address() as { port: number };
+  announce({ port, pid: process.pid, batching });
+}

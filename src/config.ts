@@ -128,8 +128,10 @@ export interface ReadinessConfig {
 
 export interface BatchingConfig {
   enabled: boolean;
-  /** Vault calls in flight per key version: about as many as Vault has cores (it signs one batch per core). */
+  /** Vault calls in flight per key version, at most; below it the batcher follows Vault's latency. */
   maxInFlight: number;
+  /** Calls in flight per key version that may carry a batch that is not full. */
+  partialInFlight: number;
   maxBatchSize: number;
   /** Sign requests waiting per key version before new ones are refused with 503. */
   maxQueue: number;
@@ -151,7 +153,8 @@ export const DEFAULTS = {
   clockSkew: 60,
   bodyLimit: 16 * 1024,
   logLevel: 'info',
-  maxInFlight: 2,
+  maxInFlight: 16,
+  partialInFlight: 1,
   maxBatchSize: 64,
   maxQueue: 2048,
   maxPendingBytes: 16 * 1024 * 1024,
@@ -428,11 +431,17 @@ function positiveInteger(value: unknown, field: string, fallback: number, max: n
 
 function parseBatching(raw: unknown): BatchingConfig {
   const batching = object(raw, 'batching');
-  onlyKnown(batching, 'batching', ['enabled', 'max_in_flight', 'max_batch_size', 'max_queue', 'max_pending_bytes']);
+  onlyKnown(batching, 'batching', ['enabled', 'max_in_flight', 'partial_in_flight', 'max_batch_size', 'max_queue', 'max_pending_bytes']);
   if (batching.enabled !== undefined && typeof batching.enabled !== 'boolean') throw new ConfigError('batching.enabled', 'must be true or false');
+  const maxInFlight = positiveInteger(batching.max_in_flight, 'batching.max_in_flight', DEFAULTS.maxInFlight, 256);
+  const partialInFlight = positiveInteger(batching.partial_in_flight, 'batching.partial_in_flight', Math.min(DEFAULTS.partialInFlight, maxInFlight), 256);
+  if (partialInFlight > maxInFlight) {
+    throw new ConfigError('batching.partial_in_flight', `must not exceed batching.max_in_flight (${maxInFlight}): it is the part of those calls that may carry a batch that is not full`);
+  }
   return {
     enabled: batching.enabled !== false,
-    maxInFlight: positiveInteger(batching.max_in_flight, 'batching.max_in_flight', DEFAULTS.maxInFlight, 256),
+    maxInFlight,
+    partialInFlight,
     maxBatchSize: positiveInteger(batching.max_batch_size, 'batching.max_batch_size', DEFAULTS.maxBatchSize, 1024),
     maxQueue: positiveInteger(batching.max_queue, 'batching.max_queue', DEFAULTS.maxQueue, 1_000_000),
     maxPendingBytes: positiveInteger(batching.max_pending_bytes, 'batching.max_pending_bytes', DEFAULTS.maxPendingBytes, 2 ** 40),

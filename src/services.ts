@@ -93,6 +93,7 @@ export function createServices(config: Config, log: Logger, options: ServiceOpti
       ...DEFAULT_BATCHER,
       enabled: config.batching.enabled,
       maxInFlight: config.batching.maxInFlight,
+      partialInFlight: config.batching.partialInFlight,
       maxBatchSize: config.batching.maxBatchSize,
       maxQueue: config.batching.maxQueue,
       maxPendingBytes: config.batching.maxPendingBytes,

@@ -10,6 +10,8 @@ export function updateGauges(services: Services): void {
     const view = keyring.view(k.name, now);
     metrics.keyLoaded.set({ key: k.name }, view && !refresher.errors.has(k.name) ? 1 : 0);
     metrics.queueLength.set({ key: k.name }, batcher.queued(k.name));
+    metrics.callsInFlight.set({ key: k.name }, batcher.inFlight(k.name));
+    metrics.callsLimit.set({ key: k.name }, batcher.callLimit(k.name));
     if (!view) continue;
     metrics.signingVersion.set({ key: k.name, alg: view.alg }, view.signing.version);
     metrics.autoRotatePeriod.set({ key: k.name }, view.autoRotatePeriod);

@@ -1,17 +1,26 @@
-// Opportunistic batching of concurrent signs (DESIGN §9). Per (key, version) lane: when fewer than
-// `maxInFlight` Vault calls are out, a request goes out at once (no added latency at low load); otherwise it
-// waits, and everything waiting leaves together as one batch_input call when a call returns. A batch is bounded
-// by item count and by the Vault time it is expected to cost (Vault signs the items of one batch one after
-// another), and the queue is bounded: past it, a request is refused at once instead of growing memory.
+// Opportunistic batching of concurrent signs (DESIGN §9). Per (key, version) lane: when no Vault call is out, a
+// request goes out at once (no added latency at low load); otherwise it waits, and everything waiting leaves
+// together as one batch_input call when a call returns. A batch is bounded by item count and by the Vault time it
+// is expected to cost (Vault signs the items of one batch one after another). A full batch does not wait: it
+// leaves while fewer full batches are at Vault than Vault's latency says its cores can take (InFlightLimit), up to
+// max_in_flight. So under load batches grow as large as the traffic allows (Vault's CPU per token falls with the
+// batch size) and a backlog still keeps Vault's cores busy. The queue is bounded: past it, a request is refused at
+// once instead of growing memory.
 
 import { SignetError, VaultUnavailableError } from '../errors.ts';
 import type { AlgSpec } from '../jwt/algorithms.ts';
 import type { ItemResult } from '../vault/transit.ts';
+import { DEFAULT_IN_FLIGHT_LIMIT, InFlightLimit } from './in-flight.ts';
 
 export interface BatcherOptions {
   enabled: boolean;
-  /** Vault calls in flight per lane. */
+  /** Vault calls in flight per lane, at most: the ceiling of the adaptive limit on full batches. */
   maxInFlight: number;
+  /**
+   * Vault calls in flight per lane that may carry a batch that is not full. 1 lets the signs that arrive while a call
+   * is out gather into one batch (the least Vault CPU per token); more trades Vault's CPU for a little latency.
+   */
+  partialInFlight: number;
   /** Items per batch call. */
   maxBatchSize: number;
   /** Expected Vault time per batch, ms. */
@@ -29,7 +38,8 @@ export interface BatcherOptions {
 
 export const DEFAULT_BATCHER: BatcherOptions = {
   enabled: true,
-  maxInFlight: 2,
+  maxInFlight: 16,
+  partialInFlight: 1,
   maxBatchSize: 64,
   maxBatchCostMs: 25,
   maxQueue: 2048,
@@ -88,6 +98,8 @@ interface Lane {
   key: LaneKey;
   queue: Waiting[];
   inFlight: number;
+  /** Calls out carrying fewer items than the batch limit. */
+  partialInFlight: number;
   /** Rejects waiters past their deadline while the queue is not empty (a hung Vault must not hold them). */
   sweeper?: NodeJS.Timeout;
   /** Whether the lane's last Vault call failed as a whole (silence, 5xx, refusal) rather than answered. */
@@ -103,9 +115,6 @@ export interface BatchObserver {
  * starts with less left than this is likely to outlive its caller, wasting Vault's work.
  */
 const SAFETY = 1.5;
-
-/** Batches at least this large (cheap algs) may have twice max_in_flight calls out when full batches wait. */
-const MIN_BURST_BATCH = 16;
 
 /** Why a request was refused before it reached Vault: Signet's own limits, not Vault's health. */
 function overloaded(message: string): VaultUnavailableError {
@@ -124,12 +133,15 @@ export class SignBatcher {
   readonly #lanes = new Map<string, Lane>();
   /** Expected duration of a Vault call per key, ms: a moving average of what Vault took lately. */
   readonly #latencyMs = new Map<string, number>();
+  /** Full batches each key may have at Vault at once, adapted to Vault's latency (batching on only). */
+  readonly #fullLimits = new Map<string, InFlightLimit>();
   #pendingBytes = 0;
   /** Lanes whose signs are being queued together (see together()); undefined otherwise. */
   #held: Set<Lane> | undefined;
 
   constructor(options: BatcherOptions, send: SendBatch, observe: BatchObserver = () => {}) {
-    this.#options = options.enabled ? options : { ...options, maxBatchSize: 1, maxInFlight: Math.max(options.maxInFlight, 64) };
+    // Batching off: every sign is its own call, up to 64 (or max_in_flight) at once, a fixed bound.
+    this.#options = options.enabled ? options : { ...options, maxBatchSize: 1, maxInFlight: Math.max(options.maxInFlight, 64), partialInFlight: Math.max(options.maxInFlight, 64) };
     this.#send = send;
     this.#observe = observe;
   }
@@ -153,12 +165,17 @@ export class SignBatcher {
     return total;
   }
 
+  /** Full batches of a key that may be at Vault at once now (the adaptive limit; batching off: the fixed bound). */
+  callLimit(name: string): number {
+    return this.#fullLimit(name);
+  }
+
   /** Signs one input (standard base64); resolves with Vault's `vault:vN:...` signature. */
   sign(key: LaneKey, input: string): Promise<string> {
     const id = `${key.name}\0${key.version}`;
     let lane = this.#lanes.get(id);
     if (!lane) {
-      lane = { id, key, queue: [], inFlight: 0, lastCallFailed: false };
+      lane = { id, key, queue: [], inFlight: 0, partialInFlight: 0, lastCallFailed: false };
       this.#lanes.set(id, lane);
     }
     const promise = this.#enqueue(lane, input);
@@ -194,11 +211,11 @@ export class SignBatcher {
       return Promise.reject(overloaded(`the sign queue of key "${key.name}" is full (${this.#options.maxQueue} waiting, batching.max_queue)`));
     }
     // Admission: with Vault taking `expected` ms per call, the signs already waiting leave in rounds of
-    // limit x maxInFlight; one that would be answered only after its sign_timeout is refused now, while the
-    // caller can still retry elsewhere, instead of holding a place and being shed later.
+    // limit x the calls Vault takes at once; one that would be answered only after its sign_timeout is refused
+    // now, while the caller can still retry elsewhere, instead of holding a place and being shed later.
     const expected = this.#latencyMs.get(key.name);
     if (expected !== undefined) {
-      const perRound = this.#batchLimit(key) * this.#options.maxInFlight;
+      const perRound = this.#batchLimit(key) * Math.max(this.#options.partialInFlight, this.#fullLimit(key.name));
       const answeredIn = (Math.floor(lane.queue.length / perRound) + 1) * expected * SAFETY;
       if (answeredIn > this.#options.maxWaitMs) {
         return Promise.reject(overloaded(`${lane.queue.length} signs of key "${key.name}" are waiting and Vault takes about ${Math.round(expected)} ms per call: this one could not be answered within sign_timeout`));
@@ -266,14 +283,31 @@ export class SignBatcher {
     return Math.max(1, Math.min(this.#options.maxBatchSize, Math.floor(this.#options.maxBatchCostMs / itemCostMs(key.keyType))));
   }
 
+  /** The adaptive limit on a key's full batches at Vault (one per key: its versions share Vault's cores). */
+  #limiter(name: string): InFlightLimit {
+    let limiter = this.#fullLimits.get(name);
+    if (!limiter) {
+      limiter = new InFlightLimit({ ...DEFAULT_IN_FLIGHT_LIMIT, ceiling: this.#options.maxInFlight });
+      this.#fullLimits.set(name, limiter);
+    }
+    return limiter;
+  }
+
+  /** Full batches a key may have at Vault at once now (batching off: the fixed bound). */
+  #fullLimit(name: string): number {
+    return this.#options.enabled ? this.#limiter(name).value : this.#options.maxInFlight;
+  }
+
+  /** Whether the lane may send another call now: a full batch while Vault has room, a partial one while none is out. */
+  #maySend(lane: Lane, limit: number): boolean {
+    if (lane.inFlight >= this.#options.maxInFlight) return false;
+    if (lane.queue.length >= limit) return lane.inFlight < Math.max(this.#fullLimit(lane.key.name), this.#options.partialInFlight);
+    return lane.partialInFlight < this.#options.partialInFlight;
+  }
+
   #pump(lane: Lane): void {
     const limit = this.#batchLimit(lane.key);
-    // Two full batches or more waiting behind the calls out (callers' batch_input, a burst) of a cheap alg: Vault
-    // signs a batch on one core and Signet spends time between calls assembling tokens, so twice max_in_flight
-    // keeps Vault's cores busy. A partly filled queue keeps to max_in_flight, which is what lets batches grow under
-    // ordinary load; costly algs (small batches: RSA) are bound by Vault's CPU, where more calls only queue.
-    const inFlightLimit = limit >= MIN_BURST_BATCH && lane.queue.length >= 2 * limit ? 2 * this.#options.maxInFlight : this.#options.maxInFlight;
-    while (lane.queue.length > 0 && lane.inFlight < inFlightLimit) {
+    while (lane.queue.length > 0 && this.#maySend(lane, limit)) {
       // Shed, before sending, the waiters whose remaining time cannot cover what a Vault call takes now: sending
       // them would only abort the call at their deadline, which reads as Vault's silence and opens the circuit.
       const now = performance.now();
@@ -289,7 +323,14 @@ export class SignBatcher {
         }
       }
       if (batch.length === 0) break;
+      const full = batch.length >= limit;
+      if (!full && lane.partialInFlight >= this.#options.partialInFlight) {
+        // Shedding left a partial batch and a partial call is already out: these wait for the next round.
+        lane.queue.unshift(...batch);
+        break;
+      }
       lane.inFlight++;
+      if (!full) lane.partialInFlight++;
       this.#observe(lane.key.name, batch.length);
       const deadline = batch.reduce((latest, w) => Math.max(latest, w.deadline), 0);
       const started = now;
@@ -299,9 +340,11 @@ export class SignBatcher {
       Promise.try(this.#send, lane.key, batch.map((w) => w.input), deadline).then(
         (results) => {
           lane.lastCallFailed = false;
-          const took = performance.now() - started;
+          const answeredAt = performance.now();
+          const took = answeredAt - started;
           const previous = this.#latencyMs.get(lane.key.name);
           this.#latencyMs.set(lane.key.name, previous === undefined ? took : previous * 0.8 + took * 0.2);
+          if (full && this.#options.enabled) this.#limiter(lane.key.name).observe(started, took, answeredAt);
           batch.forEach((w, i) => {
             const result = results[i];
             // Every waiter settles, even if the answer is short: a missing item must not wait forever.
@@ -318,6 +361,7 @@ export class SignBatcher {
         clearTimeout(timer.handle);
         batch = [];
         lane.inFlight--;
+        if (!full) lane.partialInFlight--;
         if (lane.queue.length > 0) this.#pump(lane);
         else this.#retire(lane);
       });

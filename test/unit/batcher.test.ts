@@ -79,9 +79,9 @@ describe('SignBatcher: low load', () => {
     assert.deepEqual(vault.calls.map((c) => c.inputs.length), [1, 1, 1, 1, 1]);
   });
 
-  test('up to maxInFlight requests go out at once, each alone', () => {
+  test('up to partialInFlight requests go out at once, each alone', () => {
     const vault = fakeVault();
-    const batcher = new SignBatcher(options({ maxInFlight: 3 }), vault.send);
+    const batcher = new SignBatcher(options({ maxInFlight: 3, partialInFlight: 3 }), vault.send);
     for (const input of ['a', 'b', 'c']) fire(batcher.sign(lane(), input));
     assert.deepEqual(vault.calls.map((c) => c.inputs), [['a'], ['b'], ['c']]);
     assert.equal(batcher.queued('k'), 0);
@@ -89,10 +89,10 @@ describe('SignBatcher: low load', () => {
 });
 
 describe('SignBatcher: under load', () => {
-  test('while maxInFlight calls are out, later requests wait and leave together when a call returns', async () => {
+  test('while partialInFlight calls are out, later requests wait and leave together when a call returns', async () => {
     const vault = fakeVault();
     const observed: Array<[string, number]> = [];
-    const batcher = new SignBatcher(options({ maxInFlight: 2 }), vault.send, (key, size) => observed.push([key, size]));
+    const batcher = new SignBatcher(options({ maxInFlight: 2, partialInFlight: 2 }), vault.send, (key, size) => observed.push([key, size]));
     const first = [batcher.sign(lane(), 'a'), batcher.sign(lane(), 'b')];
     const waiting = ['c', 'd', 'e', 'f'].map((input) => batcher.sign(lane(), input));
     assert.equal(vault.calls.length, 2);
@@ -122,7 +122,7 @@ describe('SignBatcher: under load', () => {
 
   test('when several calls are free, several batches leave at once', async () => {
     const vault = fakeVault();
-    const batcher = new SignBatcher(options({ maxInFlight: 3, maxBatchSize: 2 }), vault.send);
+    const batcher = new SignBatcher(options({ maxInFlight: 3, partialInFlight: 3, maxBatchSize: 2 }), vault.send);
     for (let i = 0; i < 3; i++) fire(batcher.sign(lane(), `first${i}`));
     for (let i = 0; i < 5; i++) fire(batcher.sign(lane(), `w${i}`));
     // All three calls return: each one frees a slot that the waiting requests fill, at most 2 per batch.
@@ -215,7 +215,7 @@ describe('SignBatcher: errors', () => {
 
   test('a whole-batch rejection rejects only that batch’s requests, with the same error', async () => {
     const vault = fakeVault();
-    const batcher = new SignBatcher(options({ maxInFlight: 2 }), vault.send);
+    const batcher = new SignBatcher(options({ maxInFlight: 2, partialInFlight: 2 }), vault.send);
     const a = track(batcher.sign(lane(), 'a'));
     const b = batcher.sign(lane(), 'b');
     const waiting = [track(batcher.sign(lane(), 'c')), track(batcher.sign(lane(), 'd'))];
@@ -464,31 +464,64 @@ describe('SignBatcher: a caller batch', () => {
     assert.equal(vault.calls[0]!.inputs.length, 62);
     await vault.calls[0]!.ok();
     assert.equal((await Promise.all(results)).length, 62);
-    // Outside together(), the same load starts with one call per free slot (no added latency at low load).
+    // Outside together(), the first sign leaves at once (no added latency at low load), the rest gather behind it.
     const alone = Array.from({ length: 62 }, (_, i) => batcher.sign(lane(), `j${i}`));
-    assert.equal(vault.calls.length, 3);
-    assert.deepEqual(vault.calls.slice(1).map((c) => c.inputs.length), [1, 1]);
-    await Promise.all(vault.calls.slice(1).map((c) => c.ok()));
-    await vault.calls[3]!.ok();
+    assert.deepEqual(vault.calls.slice(1).map((c) => c.inputs.length), [1]);
+    await vault.calls[1]!.ok();
+    assert.deepEqual(vault.calls.slice(1).map((c) => c.inputs.length), [1, 61]);
+    await vault.calls[2]!.ok();
     assert.equal((await Promise.all(alone)).length, 62);
   });
 });
 
 describe('SignBatcher: full batches waiting', () => {
-  test('with two full batches or more waiting, twice max_in_flight calls go out (cheap algs only)', async () => {
+  test('full batches leave at once up to the adaptive limit (2 at first), which grows while Vault answers at its pace', async () => {
+    const vault = fakeVault();
+    const batcher = new SignBatcher(options(), vault.send);
+    const results = batcher.together(() => Array.from({ length: 64 * 8 }, (_, i) => batcher.sign(lane(), `i${i}`)));
+    assert.deepEqual(vault.calls.map((c) => c.inputs.length), [64, 64], 'two full batches before Vault\'s pace is known');
+    // The first answer sets the baseline; a round trip at the baseline means Vault has room: one more call.
+    await vault.calls[0]!.ok();
+    assert.deepEqual(vault.calls.map((c) => c.inputs.length), [64, 64, 64, 64]);
+    assert.equal(batcher.inFlight('k'), 3);
+    for (let n = 1; n < vault.calls.length; n++) await vault.calls[n]!.ok();
+    assert.equal((await Promise.all(results)).length, 64 * 8);
+    assert.ok(vault.calls.every((c) => c.inputs.length === 64), 'every call a full batch');
+  });
+
+  test('max_in_flight is a hard ceiling, whatever Vault\'s pace', async () => {
     const vault = fakeVault();
     const batcher = new SignBatcher(options({ maxInFlight: 2 }), vault.send);
-    const results = batcher.together(() => Array.from({ length: 256 }, (_, i) => batcher.sign(lane(), `i${i}`)));
-    assert.deepEqual(vault.calls.map((c) => c.inputs.length), [64, 64, 64, 64]);
-    await Promise.all(vault.calls.map((c) => c.ok()));
-    assert.equal((await Promise.all(results)).length, 256);
-    // RSA-4096 (2 items per batch): bound by Vault's CPU, max_in_flight holds.
-    const rsa = new SignBatcher(options({ maxInFlight: 2 }), vault.send);
-    const before = vault.calls.length;
-    const rsaResults = rsa.together(() => Array.from({ length: 20 }, (_, i) => rsa.sign(lane('rsa-4096'), `r${i}`)));
-    assert.deepEqual(vault.calls.slice(before).map((c) => c.inputs.length), [2, 2]);
-    for (let n = before; n < vault.calls.length; n++) await vault.calls[n]!.ok();
-    assert.ok(vault.calls.slice(before).every((c) => c.inputs.length <= 2));
-    assert.equal((await Promise.all(rsaResults)).length, 20);
+    const results = batcher.together(() => Array.from({ length: 64 * 6 }, (_, i) => batcher.sign(lane(), `i${i}`)));
+    let most = 0;
+    for (let n = 0; n < vault.calls.length; n++) {
+      most = Math.max(most, batcher.inFlight('k'));
+      await vault.calls[n]!.ok();
+    }
+    assert.equal(most, 2);
+    assert.equal((await Promise.all(results)).length, 64 * 6);
+  });
+
+  test('a partial batch waits while a partial call is out; a full one does not', async () => {
+    const vault = fakeVault();
+    const batcher = new SignBatcher(options(), vault.send);
+    fire(batcher.sign(lane(), 'first'));
+    const few = Array.from({ length: 10 }, (_, i) => batcher.sign(lane(), `p${i}`));
+    assert.deepEqual(vault.calls.map((c) => c.inputs.length), [1], 'ten waiting: not a full batch, they gather');
+    const many = batcher.together(() => Array.from({ length: 54 }, (_, i) => batcher.sign(lane(), `f${i}`)));
+    assert.deepEqual(vault.calls.map((c) => c.inputs.length), [1, 64], 'the queue reached a full batch: it left at once');
+    await vault.calls[0]!.ok();
+    await vault.calls[1]!.ok();
+    assert.equal((await Promise.all([...few, ...many])).length, 64);
+  });
+
+  test('RSA-4096 (2 items per batch): full batches too, from the same limit', async () => {
+    const vault = fakeVault();
+    const rsa = new SignBatcher(options(), vault.send);
+    const results = rsa.together(() => Array.from({ length: 20 }, (_, i) => rsa.sign(lane('rsa-4096'), `r${i}`)));
+    assert.deepEqual(vault.calls.map((c) => c.inputs.length), [2, 2]);
+    for (let n = 0; n < vault.calls.length; n++) await vault.calls[n]!.ok();
+    assert.ok(vault.calls.every((c) => c.inputs.length === 2));
+    assert.equal((await Promise.all(results)).length, 20);
   });
 });
