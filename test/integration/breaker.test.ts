@@ -47,9 +47,12 @@ describe('circuit breaker of the sign path (real Vault, paused and resumed)', ()
 
   test('signet_vault_circuit_state is 0, then 2 at the third failure, 1 while the probe sign is out, 0 when it succeeds', async () => {
     const cooldownMs = 1000;
-    // No health probe after start-up (it would close the circuit itself): only signs move the breaker here.
+    // No health probe after start-up (it would close the circuit itself): only signs move the breaker here. No
+    // batching: each sign is its own Vault call, so a sign during the probe meets the breaker instead of waiting
+    // in the batcher's queue for the probe call to return.
     const { vault, proxy, signet } = await start({
       signTimeout: '2s', breaker: { failureThreshold: 3, cooldownMs, maxCooldownMs: cooldownMs }, healthIntervalMs: 3_600_000,
+      batcher: { enabled: false },
     });
     vault.pause();
     // Three calls Vault never answers, one after another: each times out at sign_timeout (too late to retry).
@@ -76,8 +79,11 @@ describe('circuit breaker of the sign path (real Vault, paused and resumed)', ()
     await eventually(async () => (await circuit(signet)) === 1, 10_000, 'the circuit half-open (1)');
     await eventually(() => proxy.seen(SIGN_CALL) === onWire + 1, 10_000, 'the probe call on the wire');
     // Only one probe at a time: another sign meanwhile fails fast and sends nothing.
+    const secondStarted = performance.now();
     const second = await signet.post('/v1/sign/app', { claims: {} });
     assert.equal(second.status, 503, JSON.stringify(second.body));
+    assert.match(second.body.errors[0], /failing fast/);
+    assert.ok(performance.now() - secondStarted < 1000, 'refused at once, not after sign_timeout');
     assert.equal(proxy.seen(SIGN_CALL), onWire + 1);
     assert.equal(await circuit(signet), 1);
     vault.resume();

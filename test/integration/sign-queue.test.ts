@@ -61,6 +61,7 @@ describe('signet_sign_queue_length against a paused real Vault', () => {
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(await queue(), N - 1, 'still waiting 300 ms later');
     assert.equal(out(), 1);
+    assert.equal(metricValue((await signet.get('/metrics')).text, 'signet_vault_sign_calls_in_flight', { key: 'app' }), 1);
     assert.equal(await queue('idle'), 0, 'another key\'s queue is its own');
     vault.resume();
     const done = await answers;
