@@ -1,8 +1,9 @@
 // Test harness: a TCP proxy in front of a real server (Vault) on a free loopback port, passing bytes through
 // unchanged, that can break chosen calls the way a network does: reset the connection on which the next N HTTP
-// requests whose request line matches a pattern arrive (the client sees ECONNRESET before any answer), or reset
-// every connection while "down"; or answer the next N such requests itself with a status (a load balancer's 502). It also counts the requests it saw per pattern, so a test knows which calls
-// reached the server. The server behind it is real; only the wire between is interfered with.
+// requests whose request line matches a pattern arrive (the client sees ECONNRESET before any answer), or answer
+// the next N such requests itself with a status (as a load balancer in front of Vault answers 502). It also counts
+// the requests it saw per pattern, so a test knows which calls reached the server. The server behind it is real;
+// only the wire between is interfered with.
 
 import { connect, createServer, type Server, type Socket } from 'node:net';
 
@@ -22,8 +23,6 @@ export interface TcpProxy {
   resets(): number;
   /** Forgets what resetNext() and answerNext() have not used yet. */
   cancel(): void;
-  /** down(true): every open connection is reset now, and every new one as soon as it is accepted; down(false) ends that. */
-  down(on: boolean): void;
   close(): Promise<void>;
 }
 
@@ -36,7 +35,6 @@ export async function startTcpProxy(target: string): Promise<TcpProxy> {
   let pending: Array<{ pattern: RegExp; left: number; status?: number }> = [];
   const sockets = new Set<Socket>();
   let resetCount = 0;
-  let isDown = false;
 
   const reset = (client: Socket, upstream: Socket) => {
     client.resetAndDestroy();
@@ -46,10 +44,6 @@ export async function startTcpProxy(target: string): Promise<TcpProxy> {
   const server: Server = createServer((client) => {
     sockets.add(client);
     client.on('close', () => sockets.delete(client));
-    if (isDown) {
-      client.resetAndDestroy();
-      return;
-    }
     const upstream = connect(Number(port), hostname);
     sockets.add(upstream);
     upstream.on('close', () => sockets.delete(upstream));
@@ -100,10 +94,6 @@ export async function startTcpProxy(target: string): Promise<TcpProxy> {
     resets: () => resetCount,
     cancel() {
       pending = [];
-    },
-    down(on) {
-      isDown = on;
-      if (on) for (const socket of sockets) socket.resetAndDestroy();
     },
     async close() {
       for (const socket of sockets) socket.destroy();
