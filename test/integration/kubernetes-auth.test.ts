@@ -13,6 +13,7 @@ import { SignJWT } from 'jose';
 import {
   clusterDir, createServiceAccount, ISSUER, startEtcd, startKubeApiserver, type Etcd, type KubeApiserver,
 } from '../harness/kubernetes.ts';
+import { postSign } from '../harness/post-sign.ts';
 import { scrape } from '../harness/metrics.ts';
 import { vaultRaw } from '../harness/ops.ts';
 import { eventually, startSignet, type TestSignet } from '../harness/signet.ts';
@@ -105,7 +106,7 @@ describe('kubernetes auth against a real kube-apiserver (TokenReview), Vault and
       await signet.ready(20_000).catch((e) => {
         throw new Error(`${e.message}\n${signet.logs.filter((l) => l.includes('vault-auth')).join('\n')}`);
       });
-      const signed = await signet.post('/v1/sign/app', { claims: { sub: 'k8s-auth' } });
+      const signed = await postSign(signet, '/v1/sign/app', { claims: { sub: 'k8s-auth' } });
       assert.equal(signed.status, 200, JSON.stringify(signed.body));
       const verified = await signet.post('/v1/verify', { token: signed.body.token });
       assert.equal(verified.status, 200, JSON.stringify(verified.body));
@@ -182,7 +183,7 @@ describe('kubernetes auth against a real kube-apiserver (TokenReview), Vault and
         assert.equal(await scrape(signet, 'signet_vault_authenticated'), 0);
         const ready = await signet.get('/readyz');
         assert.equal(ready.status, 503, ready.text);
-        const signed = await signet.post('/v1/sign/app', { claims: {} });
+        const signed = await postSign(signet, '/v1/sign/app', { claims: {} });
         assert.equal(signed.status, 503, JSON.stringify(signed.body));
         for (const line of signet.logs) assert.ok(!line.includes(jwt), 'a log line holds the service-account token');
       } finally {
@@ -212,7 +213,7 @@ describe('kubernetes auth against a real kube-apiserver (TokenReview), Vault and
     try {
       await signet.ready(20_000);
       const firstVaultToken = signet.app.services.auth.current();
-      assert.equal((await signet.post('/v1/sign/app', { claims: {} })).status, 200);
+      assert.equal((await postSign(signet, '/v1/sign/app', { claims: {} })).status, 200);
       const deleted = await api.request('DELETE', `/api/v1/namespaces/${NS}/secrets/signet-token-binding`);
       assert.equal(deleted.status, 200, JSON.stringify(deleted.body));
       await eventually(async () => {
@@ -239,7 +240,7 @@ describe('kubernetes auth against a real kube-apiserver (TokenReview), Vault and
       // subject: with second-granular TTLs one may still meet the max TTL (HTTP 500) on a loaded machine.
       const refusedLogins = signet.logs.filter((l) => l.includes('"event":"auth_failed"') && l.includes('for login'));
       assert.deepEqual(refusedLogins, [], signet.logs.filter((l) => l.includes('vault-auth')).join('\n'));
-      const signed = await signet.post('/v1/sign/app', { claims: {} });
+      const signed = await postSign(signet, '/v1/sign/app', { claims: {} });
       assert.equal(signed.status, 200, JSON.stringify(signed.body));
       for (const line of signet.logs) assert.ok(!line.includes(first) && !line.includes(second), 'a log line holds a token');
     } finally {

@@ -5,6 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { postSign } from '../harness/post-sign.ts';
 import { metricValue } from '../harness/metrics.ts';
 import { eventually, startSignet, type TestSignet } from '../harness/signet.ts';
 import { startTcpProxy, type TcpProxy } from '../harness/tcp-proxy.ts';
@@ -41,13 +42,13 @@ describe('signet_sign_queue_length against a paused real Vault', () => {
   });
 
   test(`${N} signs while Vault is paused: the queue length is ${N} minus the calls out, then 0`, async () => {
-    const warm = await signet.post('/v1/sign/app', { claims: {} });
+    const warm = await postSign(signet, '/v1/sign/app', { claims: {} });
     assert.equal(warm.status, 200, JSON.stringify(warm.body));
     const queue = async (key = 'app') => metricValue((await signet.get('/metrics')).text, 'signet_sign_queue_length', { key });
     assert.equal(await queue(), 0);
     const onWire = proxy.seen(SIGN_CALL);
     vault.pause();
-    const answers = Promise.all(Array.from({ length: N }, (_, i) => signet.post('/v1/sign/app', { claims: { sub: `s${i}` } })));
+    const answers = Promise.all(Array.from({ length: N }, (_, i) => postSign(signet, '/v1/sign/app', { claims: { sub: `s${i}` } })));
     // Every sign arrived once the waiting ones and those out add up to N (a gauge that also counted the calls out
     // would exceed N, one that counted nothing would never get there).
     const out = () => proxy.seen(SIGN_CALL) - onWire;

@@ -5,6 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
+import { postSign } from '../harness/post-sign.ts';
 import { metricValue } from '../harness/metrics.ts';
 import { startSignet, type TestSignet } from '../harness/signet.ts';
 import { startTcpProxy, type TcpProxy } from '../harness/tcp-proxy.ts';
@@ -57,7 +58,7 @@ describe('sign retry against a real Vault behind a connection-resetting proxy', 
       env: { VAULT_TOKEN: token },
     });
     await signet.ready(15_000);
-    const warm = await signet.post('/v1/sign/app', { claims: {} });
+    const warm = await postSign(signet, '/v1/sign/app', { claims: {} });
     assert.equal(warm.status, 200, JSON.stringify(warm.body));
   });
 
@@ -72,7 +73,7 @@ describe('sign retry against a real Vault behind a connection-resetting proxy', 
   test('one sign call dropped by the network while 32 clients sign: every sign succeeds, one retry counted', async () => {
     const before = await snapshot();
     proxy.resetNext(SIGN_CALL, 1);
-    const answers = await Promise.all(Array.from({ length: 32 }, (_, i) => signet.post('/v1/sign/app', { claims: { sub: `client-${i}` } })));
+    const answers = await Promise.all(Array.from({ length: 32 }, (_, i) => postSign(signet, '/v1/sign/app', { claims: { sub: `client-${i}` } })));
     for (const answer of answers) assert.equal(answer.status, 200, JSON.stringify(answer.body));
     assert.equal(proxy.resets(), 1, 'the proxy reset one call');
     const now = await snapshot();
@@ -90,7 +91,7 @@ describe('sign retry against a real Vault behind a connection-resetting proxy', 
     const before = await snapshot();
     const resetsBefore = proxy.resets();
     proxy.answerNext(SIGN_CALL, 1, 502);
-    const answers = await Promise.all(Array.from({ length: 32 }, () => signet.post('/v1/sign/app', { claims: {} })));
+    const answers = await Promise.all(Array.from({ length: 32 }, () => postSign(signet, '/v1/sign/app', { claims: {} })));
     for (const answer of answers) assert.equal(answer.status, 200, JSON.stringify(answer.body));
     assert.equal(proxy.resets() - resetsBefore, 1);
     const now = await snapshot();
@@ -103,7 +104,7 @@ describe('sign retry against a real Vault behind a connection-resetting proxy', 
     const resetsBefore = proxy.resets();
     const before = await snapshot();
     proxy.resetNext(SIGN_CALL, 2);
-    const answer = await signet.post('/v1/sign/app', { claims: {} });
+    const answer = await postSign(signet, '/v1/sign/app', { claims: {} });
     assert.equal(answer.status, 503, JSON.stringify(answer.body));
     assert.equal(proxy.resets() - resetsBefore, 2);
     const now = await snapshot();
@@ -111,13 +112,13 @@ describe('sign retry against a real Vault behind a connection-resetting proxy', 
     assert.equal(now.onWire - before.onWire, 2, 'tried twice on the wire');
     assert.equal(now.retries - before.retries, 1);
     // The next sign finds Vault as it is: answering.
-    const next = await signet.post('/v1/sign/app', { claims: {} });
+    const next = await postSign(signet, '/v1/sign/app', { claims: {} });
     assert.equal(next.status, 200, JSON.stringify(next.body));
   });
 
   test('a refusal by Vault (403 to a valid token: the policy lacks the key) is not retried', async () => {
     const before = await snapshot('locked', LOCKED_CALL);
-    const answer = await signet.post('/v1/sign/locked', { claims: {} });
+    const answer = await postSign(signet, '/v1/sign/locked', { claims: {} });
     assert.equal(answer.status, 503, JSON.stringify(answer.body));
     assert.match(JSON.stringify(answer.body), /permission denied/);
     const now = await snapshot('locked', LOCKED_CALL);
@@ -125,7 +126,7 @@ describe('sign retry against a real Vault behind a connection-resetting proxy', 
     assert.equal(now.onWire - before.onWire, 1, 'one call on the wire: no second try');
     assert.equal(now.retries - before.retries, 0, 'signet_sign_retries_total did not move');
     // The token is still Signet's: the 403 was the policy's, so no new login and no retry with a new token.
-    const ok = await signet.post('/v1/sign/app', { claims: {} });
+    const ok = await postSign(signet, '/v1/sign/app', { claims: {} });
     assert.equal(ok.status, 200, JSON.stringify(ok.body));
   });
 });
