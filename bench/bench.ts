@@ -16,7 +16,9 @@
 // BENCH_ALGS=ES256,RS256 and BENCH_CLIENTS=1,64 narrow the matrix (the target ratios then show n/a where a
 // figure is missing). BENCH_SIGNET_NODE_FLAGS="--max-semi-space-size=2" passes Node flags to the Signet
 // processes only; BENCH_BATCHER='{"maxInFlight":2}' sets batcher options; BENCH_VERIFY=0 skips verification;
-// BENCH_MODES=a,d,e measures only those modes.
+// BENCH_MODES=a,d,e measures only those modes. BENCH_PIN=1 pins Vault to CPU 0 and everything else (Signet, the
+// proxy, the load generator) to CPU 1, as when Vault runs on its own machine: the ratios then show whether Signet
+// keeps Vault busy, apart from the CPU Signet and Vault otherwise take from each other.
 // It is a benchmark, not a test: nothing here asserts timings.
 
 import autocannon from 'autocannon';
@@ -59,6 +61,9 @@ const CASES = process.env.BENCH_ALGS
 const SIGNET_FLAGS = (process.env.BENCH_SIGNET_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
 /** BENCH_VERIFY=0 skips the verification measurements (e.g. to profile signing alone). */
 const VERIFY = process.env.BENCH_VERIFY !== '0';
+const PIN = process.env.BENCH_PIN === '1';
+/** The machine's cores, read before BENCH_PIN narrows this process to one. */
+const CORES = availableParallelism();
 const CLIENTS = process.env.BENCH_CLIENTS ? process.env.BENCH_CLIENTS.split(',').map(Number).filter((n) => n > 0) : [1, 16, 64];
 
 type Mode = 'a' | 'p' | 'b' | 'c' | 'd' | 'u' | 'e' | 'f';
@@ -157,6 +162,7 @@ async function machine(vaultBinary: string): Promise<string[]> {
       + `, batcher options ${process.env.BENCH_BATCHER || '(defaults)'}`,
     `duration:   ${DURATION} s per measurement after a ${WARMUP} s warm-up (BENCH_DURATION); (b) in whole rounds lasting at least`
       + ` as long; each phase starts once Vault and the sidecar are idle again`,
+    `cpus:       ${PIN ? 'pinned (BENCH_PIN=1): Vault on CPU 0; Signet, the proxy and the load generator on CPU 1' : 'not pinned: Vault, Signet and the load generator share every core'}`,
   ];
 }
 
@@ -169,6 +175,11 @@ async function get(url: string, socketPath?: string): Promise<{ status: number; 
   } finally {
     await dispatcher?.close();
   }
+}
+
+/** Pins every thread of a process to one CPU (taskset -a). */
+async function pin(pid: number, cpu: number): Promise<void> {
+  await promisify(execFile)('taskset', ['-a', '-p', '-c', String(cpu), String(pid)]);
 }
 
 async function waitReady(url: string, child: Child, socketPath?: string): Promise<void> {
@@ -453,6 +464,12 @@ async function main(): Promise<void> {
   cleanups.push(() => proxyChild.stop());
   const proxy = { url: `http://127.0.0.1:${proxyChild.hello.port as number}`, pid: proxyChild.pid };
 
+  if (PIN) {
+    // Every thread of each process (-a); threads started later inherit their creator's CPU set.
+    await pin(vaultPid, 0);
+    for (const pid of [off.pid, on.pid, audited.pid, proxy.pid, process.pid, ...(unix ? [unix.pid] : [])]) await pin(pid, 1);
+  }
+
   const rows: Row[] = [];
   const vaultHeaders = { 'x-vault-token': vault.rootToken };
   for (const c of CASES) {
@@ -684,19 +701,35 @@ async function main(): Promise<void> {
   out();
   // Where the 64-client throughput goes: every token costs CPU in Vault, in Signet and in the load generator, and
   // here all three share the same cores.
-  const cores = availableParallelism();
+  const cores = CORES;
   const us = (percent: number | undefined, r: Row) => ((percent ?? 0) / 100 / r.tokensPerSec) * 1e6;
   for (const c of CASES) {
     const a = find(c.alg, 64, 'a');
     const b = find(c.alg, 64, 'b');
     const d = find(c.alg, 64, 'd');
-    if (!a || !b || !d) continue;
+    if (!a || !b || !d || PIN) continue;
     const [vd, sd, ld, vb] = [us(d.vaultCpu, d), us(d.signetCpu, d), us(d.loadCpu, d), us(b.vaultCpu, b)];
     const ceiling = (cores * 1e6) / (vd + sd + ld);
     const best = (cores * 1e6) / (vb + sd + ld);
     out(`CPU budget, ${c.alg} (d) at 64 clients: Vault ${fixed(vd, 0)} + Signet ${fixed(sd, 0)} + load generator ${fixed(ld, 0)} = ${fixed(vd + sd + ld, 0)} us per token;`
       + ` ${cores} cores allow at most ${thousands(ceiling)} tokens/s (${fixed(ceiling / a.tokensPerSec, 1)}x (a), ${fixed(ceiling / b.tokensPerSec, 2)} of (b)).`
       + ` At Vault's batch-64 cost (${fixed(vb, 0)} us, from (b)): ${thousands(best)} tokens/s (${fixed(best / a.tokensPerSec, 1)}x (a), ${fixed(best / b.tokensPerSec, 2)} of (b)).`);
+  }
+  // Issue 14's (f) against (b) on the same cores: (b) spends its CPU on Vault (and the load generator) only, (f) on
+  // Vault and Signet too, so the ratio (f) / (b) cannot pass what the cores allow once Signet's share is paid.
+  for (const c of CASES) {
+    for (const clients of [...BATCH_CLIENTS]) {
+      const b = find(c.alg, clients, 'b');
+      const f = find(c.alg, clients, 'f');
+      if (!b || !f) continue;
+      const [vb, lb, vf, sf, lf] = [us(b.vaultCpu, b), us(b.loadCpu, b), us(f.vaultCpu, f), us(f.signetCpu, f), us(f.loadCpu, f)];
+      // Pinned: Vault has CPU 0 to itself, the rest shares CPU 1; otherwise everything shares every core.
+      const ceilingB = PIN ? Math.min(1e6 / vb, 1e6 / lb) : (cores * 1e6) / (vb + lb);
+      const ceilingF = PIN ? Math.min(1e6 / vf, 1e6 / (sf + lf)) : (cores * 1e6) / (vf + sf + lf);
+      out(`CPU budget, ${c.alg} at ${clients} client${clients > 1 ? 's' : ''}: (b) Vault ${fixed(vb, 0)} + load generator ${fixed(lb, 0)} us per token, (f) Vault ${fixed(vf, 0)} + Signet ${fixed(sf, 0)}`
+        + ` + load generator ${fixed(lf, 0)} us; with every core busy ${PIN ? 'the pinned CPUs allow' : `${cores} cores allow`} (f) / (b) at most ${fixed(ceilingF / ceilingB, 2)}`
+        + ` (measured ${fixed(f.tokensPerSec / b.tokensPerSec, 2)}; Vault busy ${fixed(b.vaultCpu, 0)} % in (b), ${fixed(f.vaultCpu, 0)} % in (f)).`);
+    }
   }
   out();
   out('Signet CPU per token (issue 14): one token per request (d) against callers\' batches of 64 (f), microseconds of Signet CPU');

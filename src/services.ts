@@ -104,8 +104,7 @@ export function createServices(config: Config, log: Logger, options: ServiceOpti
       // A try may run until the latest caller deadline in the batch; callers with earlier deadlines are answered
       // by the batcher at theirs, without aborting the call (an abort counts as Vault's silence).
       const left = () => deadline - performance.now();
-      const attempt = () => transit.signBatch(lane.name, lane.version, lane.spec, inputs,
-        AbortSignal.timeout(Math.max(1, Math.ceil(left()))));
+      const attempt = () => transit.signBatch(lane.name, lane.version, lane.spec, inputs, Math.max(1, Math.ceil(left())));
       const token = auth.current();
       try {
         return await attempt();

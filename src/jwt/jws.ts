@@ -36,7 +36,9 @@ export function jwsSignatureFromVault(vaultSignature: string, expectedVersion: n
   if (version !== expectedVersion) {
     throw new VaultResponseError(`Vault signed with key version ${version}, but version ${expectedVersion} was requested`);
   }
-  return match[2]!.replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  const signature = match[2]!;
+  // marshaling_algorithm=jws answers base64url already: only standard base64 (HMAC) needs rewriting.
+  return /[+/=]/.test(signature) ? signature.replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '') : signature;
 }
 
 /** The `vault:vN:` form Transit's verify endpoint expects for an HMAC, from a JWS signature segment. */

@@ -40,9 +40,9 @@ export async function eventLoopGuard(app: FastifyInstance, options: EventLoopGua
   app.addHook('onClose', async () => {
     clearInterval(timer);
   });
-  app.addHook('onRequest', async (_request, reply) => {
-    if (lagging < options.samples) return;
+  app.addHook('onRequest', (_request, reply, done) => {
+    if (lagging < options.samples) return done();
     options.onShed();
-    return reply.code(503).header('retry-after', '1').send({ errors: ['Signet is overloaded (eventLoopDelay); retry shortly'] });
+    reply.code(503).header('retry-after', '1').send({ errors: ['Signet is overloaded (eventLoopDelay); retry shortly'] });
   });
 }

@@ -175,8 +175,13 @@ export class Signer {
       transitInput(`${header}.${payload}`),
     );
     let signature = jwsSignatureFromVault(vaultSignature, signing.version);
-    // One spelling per token: ECDSA signatures go out in their low-S form (/v1/verify refuses the other).
-    if (view.spec.lowS) signature = lowS(alg, Buffer.from(signature, 'base64url')).toString('base64url');
+    // One spelling per token: ECDSA signatures go out in their low-S form (/v1/verify refuses the other). About
+    // half are low-S already and keep Vault's string.
+    if (view.spec.lowS) {
+      const bytes = Buffer.from(signature, 'base64url');
+      const low = lowS(alg, bytes);
+      if (low !== bytes) signature = low.toString('base64url');
+    }
     return { header, signature };
   }
 

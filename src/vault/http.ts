@@ -76,8 +76,12 @@ export class VaultHttp {
     });
   }
 
-  /** POSTs a JSON body to /v1/<path> and returns Vault's `data`. Fails fast while the circuit is open. */
-  async post(operation: string, path: string, body: unknown, signal?: AbortSignal): Promise<Record<string, unknown>> {
+  /**
+   * POSTs a JSON body to /v1/<path> and returns Vault's `data`. Fails fast while the circuit is open. `abandon`: a
+   * signal, or the ms after which the call is given up (its timer is cleared when the call ends: on the sign path an
+   * AbortSignal.timeout() per call would keep a timer alive, and build a DOMException, long after each answer).
+   */
+  async post(operation: string, path: string, body: unknown, abandon?: AbortSignal | number): Promise<Record<string, unknown>> {
     const now = Date.now();
     if (!this.breaker.allow(now)) {
       throw new VaultUnavailableError(
@@ -96,6 +100,23 @@ export class VaultHttp {
       if (outcome === 'unreachable') this.breaker.failure(Date.now());
       else this.breaker.success();
     };
+    let signal = typeof abandon === 'number' ? undefined : abandon;
+    let timer: NodeJS.Timeout | undefined;
+    if (typeof abandon === 'number') {
+      const controller = new AbortController();
+      timer = setTimeout(() => controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')), abandon);
+      timer.unref();
+      signal = controller.signal;
+    }
+    try {
+      return await this.#exchange(operation, path, headers, token, body, signal, done);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async #exchange(operation: string, path: string, headers: Record<string, string>, token: string, body: unknown,
+    signal: AbortSignal | undefined, done: (outcome: 'ok' | 'error' | 'unreachable') => void): Promise<Record<string, unknown>> {
     let response;
     try {
       response = await this.#pool.request({ method: 'POST', path: `/v1/${path}`, headers, body: JSON.stringify(body), signal });

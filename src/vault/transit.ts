@@ -18,11 +18,11 @@ export class Transit {
   }
 
   /** Signs each input (standard base64) with `version`; returns Vault's `vault:vN:...` per item, in order. */
-  async signBatch(name: string, version: number, spec: AlgSpec, inputs: readonly string[], signal?: AbortSignal): Promise<ItemResult[]> {
+  async signBatch(name: string, version: number, spec: AlgSpec, inputs: readonly string[], abandon?: AbortSignal | number): Promise<ItemResult[]> {
     const op = spec.operation;
     const path = `${this.#mount}/${op}/${encodeURIComponent(name)}${spec.hash ? `/${spec.hash}` : ''}`;
     const body = { ...spec.signParams, key_version: version, batch_input: inputs.map((input) => ({ input })) };
-    const data = await this.#http.post(op, path, body, signal);
+    const data = await this.#http.post(op, path, body, abandon);
     const results = data.batch_results;
     if (!Array.isArray(results) || results.length !== inputs.length) {
       throw new VaultResponseError(`Vault answered a ${op} batch of ${inputs.length} with ${Array.isArray(results) ? results.length : 'no'} results`);

@@ -29,14 +29,15 @@ test('SIGTERM: signs in flight complete with 200, new connections are refused, e
     const url = `http://127.0.0.1:${port}`;
     await eventually(async () => (await fetch(`${url}/readyz`)).status === 200, 15_000, 'readiness');
 
-    // Vault is stalled while five signs arrive, so they are in flight (two Vault calls out, three queued) when
-    // SIGTERM lands; Vault then answers well inside sign_timeout (2 s), so each must complete with 200.
+    // Vault is stalled while five signs arrive, so they are in flight (one Vault call out, four gathered behind it:
+    // batching.partial_in_flight 1) when SIGTERM lands; Vault then answers well inside sign_timeout (2 s), so each
+    // must complete with 200.
     vault.pause();
     const inflight = Array.from({ length: 5 }, async () => {
       const r = await fetch(`${url}/v1/sign/app`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"claims":{}}' });
       return { status: r.status, body: await r.json() as { token?: string }, at: Date.now() };
     });
-    await eventually(async () => /signet_sign_queue_length\{key="app"\} 3\b/.test(await (await fetch(`${url}/metrics`)).text()), 5000, 'three signs queued behind two Vault calls');
+    await eventually(async () => /signet_sign_queue_length\{key="app"\} 4\b/.test(await (await fetch(`${url}/metrics`)).text()), 5000, 'four signs queued behind one Vault call');
     const termAt = Date.now();
     child!.kill('SIGTERM');
     // New connections are refused once SIGTERM is handled, while the five are still waiting.
