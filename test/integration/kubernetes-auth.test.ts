@@ -214,6 +214,11 @@ describe('kubernetes auth against a real kube-apiserver (TokenReview), Vault and
       await signet.ready(20_000);
       const firstVaultToken = signet.app.services.auth.current();
       assert.equal((await postSign(signet, '/v1/sign/app', { claims: {} })).status, 200);
+      // The kubelet's rotation: a new token in the file (at once, by a rename, never half written), the old one
+      // then refused by the API server (its Secret deleted). Any login from the write on reads the new token.
+      const second = await saToken('signet', [AUDIENCE]);
+      writeFileSync(`${tokenFile}.new`, second, { mode: 0o600 });
+      renameSync(`${tokenFile}.new`, tokenFile);
       const deleted = await api.request('DELETE', `/api/v1/namespaces/${NS}/secrets/signet-token-binding`);
       assert.equal(deleted.status, 200, JSON.stringify(deleted.body));
       await eventually(async () => {
@@ -221,16 +226,12 @@ describe('kubernetes auth against a real kube-apiserver (TokenReview), Vault and
           apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token: first, audiences: [AUDIENCE] },
         });
         return review.body?.status?.authenticated !== true;
-      }, 20_000, 'the API server refusing the token bound to the deleted Secret');
-      const second = await saToken('signet', [AUDIENCE]);
-      // As the kubelet does: the new content appears at once (a rename), never half written.
-      writeFileSync(`${tokenFile}.new`, second, { mode: 0o600 });
-      renameSync(`${tokenFile}.new`, tokenFile);
+      }, 30_000, 'the API server refusing the token bound to the deleted Secret');
       const loginsBefore = signet.logs.filter((l) => l.includes('"event":"authenticated"')).length;
-      // Near the role's 6 s max TTL Signet logs in again: with the new token, since the old one is refused. (On
-      // OpenBao, whose Kubernetes auth reviews the login's JWT again at each renewal, a token obtained with the old JWT
-      // cannot be renewed once the API server refuses that JWT: Signet then logs in again only when a later call
-      // meets a 403, up to refresh_interval later. Hence the generous wait.)
+      // Near the role's 6 s max TTL Signet logs in again, now that the old token is refused: only the file's new
+      // token can succeed. (On OpenBao, whose Kubernetes auth reviews the login's JWT again at each renewal, a Vault
+      // token obtained with the old JWT cannot be renewed once the API server refuses that JWT: Signet then logs in
+      // again only when a later call meets a 403, up to refresh_interval later. Hence the generous wait.)
       await eventually(() => signet.logs.filter((l) => l.includes('"event":"authenticated"')).length > loginsBefore, 60_000, 'a new login');
       const vaultToken = signet.app.services.auth.current();
       assert.notEqual(vaultToken, firstVaultToken);
