@@ -67,9 +67,9 @@ describe('circuit breaker of the sign path (real Vault, paused and resumed)', ()
     const openedAt = Date.now();
     // Open: a sign fails at once, and no call leaves for Vault.
     const onWire = proxy.seen(SIGN_CALL);
-    const shed = await postSign(signet, '/v1/sign/app', { claims: {} });
-    assert.equal(shed.status, 503);
-    assert.match(shed.body.errors[0], /failing fast/);
+    const refused = await postSign(signet, '/v1/sign/app', { claims: {} });
+    assert.equal(refused.status, 503);
+    assert.match(refused.body.errors[0], /failing fast/);
     assert.equal(proxy.seen(SIGN_CALL), onWire);
     assert.equal(await circuit(signet), 2);
     // The cooldown is a configured duration, not an event: wait it out. With no sign, the circuit stays open.
