@@ -7,70 +7,16 @@ import { parseAuditConfig, type AuditConfig } from './audit/config.ts';
 import { parseDuration } from './duration.ts';
 import { ConfigError } from './errors.ts';
 import { isJwsAlg, type JwsAlg } from './jwt/algorithms.ts';
+import type { KeyConfig, StaticKeyConfig } from './keys/config.ts';
 import { parseDate, parseLegacyUntil, type LegacyConfig } from './keys/legacy.ts';
 import { REGISTERED_BY_SIGNET, type SignetClaim } from './jwt/claims.ts';
+import {
+  KUBERNETES_ALGS, KUBERNETES_DEFAULT_SOCKET_MODE, KUBERNETES_MIN_MAX_TTL, type KubernetesClusterConfig,
+} from './kubernetes/config.ts';
 import { parseCallersConfig, parseKeyCallers, type CallersConfig } from './security/callers.ts';
-import { isLoopbackHost, parseAllowedHosts } from './security/hosts.ts';
+import { isLoopbackListen, parseAllowedHosts, splitHostPort } from './security/hosts.ts';
 import { parseListenMode } from './security/socket.ts';
-
-export type AuthConfig =
-  | { method: 'token'; tokenFile?: string; token?: string }
-  | { method: 'approle'; mount: string; roleId?: string; roleIdFile?: string; secretIdFile?: string }
-  | { method: 'kubernetes'; mount: string; role: string; tokenFile: string }
-  | { method: 'jwt'; mount: string; role: string; tokenFile: string };
-
-export interface VaultConfig {
-  address: string;
-  mount: string;
-  namespace?: string;
-  caCert?: string;
-  clientCert?: string;
-  clientKey?: string;
-  skipVerify: boolean;
-  /** Timeout of control-plane calls (auth, key reads), seconds. */
-  timeout: number;
-  /** Timeout of one sign call on the hot path, seconds. */
-  signTimeout: number;
-  auth: AuthConfig;
-}
-
-export interface KeyConfig {
-  name: string;
-  alg?: JwsAlg;
-  issuer: string;
-  audiences?: string[];
-  /** Whole-value pattern every `aud` must match. */
-  audiencePattern?: RegExp;
-  /** Whole-value pattern `sub` must match (and `sub` is then required). */
-  subjectPattern?: RegExp;
-  defaultTtl: number;
-  maxTtl: number;
-  publishDelay: number;
-  callerClaims: SignetClaim[];
-  /** Names of the callers (callers.tokens_file) that may sign with this key; undefined: every caller. */
-  callers?: string[];
-  /**
-   * Whether a token must carry `aud`. Default: true when the key restricts audiences (an allow-list or a
-   * pattern), since a token without `aud` sidesteps the restriction at any verifier that skips the check
-   * (RFC 8725 §3.9).
-   */
-  requireAudience: boolean;
-  /** The `typ` header values this key signs and /v1/verify accepts (RFC 8725 §3.11 explicit typing). */
-  allowedTyp: string[];
-  /** Old tokens of an imported key (legacy_kid, accept_missing_kid, legacy_until); undefined: none. */
-  legacy?: LegacyConfig;
-}
-
-/** A `static_keys` entry: a public key only published and verified with, until a date. */
-export interface StaticKeyConfig {
-  name: string;
-  file: string;
-  kid?: string;
-  alg?: JwsAlg;
-  issuer: string;
-  /** Seconds since the epoch. */
-  until: number;
-}
+import type { AuthConfig, VaultConfig } from './vault/config.ts';
 
 export interface Config {
   listen: string;
@@ -212,20 +158,6 @@ function boolEnv(value: string | undefined, name: string): boolean {
   if (/^(1|t|true|yes)$/i.test(value)) return true;
   if (/^(0|f|false|no)$/i.test(value)) return false;
   throw new ConfigError(name, 'must be true or false');
-}
-
-/** True for 127.0.0.0/8, ::1, localhost, and unix sockets. */
-export function isLoopbackListen(listen: string): boolean {
-  if (listen.startsWith('unix:')) return true;
-  return isLoopbackHost(splitHostPort(listen).host.toLowerCase());
-}
-
-export function splitHostPort(listen: string): { host: string; port: number } {
-  const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(listen);
-  if (!match) throw new ConfigError('listen', 'must be host:port, [ipv6]:port or unix:/path/to.sock');
-  const port = Number(match[3]);
-  if (port > 65535) throw new ConfigError('listen', 'port must be at most 65535');
-  return { host: match[1] ?? match[2]!, port };
 }
 
 function parseAuth(raw: unknown, env: Env): AuthConfig {
@@ -482,25 +414,6 @@ function parseSignBatch(raw: unknown, bodyLimit: number, maxQueue: number): Sign
 }
 
 // --- kubernetes: Signet as kube-apiserver's external service-account token signer -----------------------------
-
-export interface KubernetesClusterConfig {
-  /** A label for logs and metrics. */
-  name: string;
-  /** Unix socket kube-apiserver's --service-account-signing-endpoint names. */
-  socket: string;
-  /** Mode of the socket (default 0600: only Signet's user, which kube-apiserver must run as, or root). */
-  socketMode: number;
-  /** Group that owns the socket (name or gid). */
-  socketGroup?: string;
-  /** The Transit key (one of keys[]) that signs this cluster's tokens; no other caller may sign with it. */
-  key: string;
-}
-
-/** What kube-apiserver accepts from an external signer (the ExternalJWTSigner contract). */
-export const KUBERNETES_ALGS: readonly JwsAlg[] = ['RS256', 'ES256', 'ES384', 'ES512'];
-/** kube-apiserver refuses to start when the signer's longest token lifetime is under 10 minutes. */
-export const KUBERNETES_MIN_MAX_TTL = 600;
-export const KUBERNETES_DEFAULT_SOCKET_MODE = 0o600;
 
 function parseKubernetes(raw: unknown, keys: readonly KeyConfig[], listen: string): KubernetesClusterConfig[] {
   if (raw === undefined || raw === null) return [];

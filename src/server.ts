@@ -3,8 +3,9 @@
 
 import type { FastifyInstance } from 'fastify';
 import { buildApp, buildPublicApp, type AppDeps } from './app.ts';
-import { splitHostPort, type Config } from './config.ts';
+import type { Config } from './config.ts';
 import { startKubernetesSigners, type KubernetesSigner } from './kubernetes/server.ts';
+import { splitHostPort } from './security/hosts.ts';
 import { listenUnixSocket } from './security/socket.ts';
 
 export const SHUTDOWN_GRACE_MS = 10_000;

@@ -1,4 +1,5 @@
-// The parts of a running Signet, wired together once. Routes receive this object; tests can reach the parts.
+// The parts of a running Signet, wired together once (the sign retry policy is in signer/retry.ts, the Vault health
+// loop in vault/health-monitor.ts). Routes receive this object; tests can reach the parts.
 
 import type { Logger } from 'pino';
 import { Auditor } from './audit/auditor.ts';
@@ -9,13 +10,14 @@ import { loadStaticKeys } from './keys/static-keys.ts';
 import { KeyRefresher } from './keys/refresher.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { DEFAULT_BATCHER, SignBatcher, type BatcherOptions } from './signer/batcher.ts';
+import { retryingSend } from './signer/retry.ts';
 import { Signer } from './signer/signer.ts';
 import { Verifier } from './verifier/verifier.ts';
 import { VaultAuth } from './vault/auth.ts';
 import { VaultControl } from './vault/control.ts';
 import type { BreakerOptions } from './vault/breaker.ts';
-import { isRetryable, VaultHttp, type VaultHealth } from './vault/http.ts';
-import { VaultUnavailableError } from './errors.ts';
+import { VaultHealthMonitor, type VaultStatus } from './vault/health-monitor.ts';
+import { VaultHttp } from './vault/http.ts';
 import { Transit } from './vault/transit.ts';
 
 export interface ServiceOptions {
@@ -23,17 +25,6 @@ export interface ServiceOptions {
   breaker?: BreakerOptions;
   /** How often Vault's health is probed, ms (readiness follows it). */
   healthIntervalMs?: number;
-}
-
-/** Vault as the sidecar last saw it: answering (active or standby, unsealed), or not. */
-export interface VaultStatus {
-  health: VaultHealth;
-  reachable: boolean;
-  checkedAt: number;
-  /** Whether signing can reach Vault now: reachable, Signet's token accepted, the circuit not open. */
-  usable: boolean;
-  /** Since when (ms since the epoch) Vault has not been usable; undefined while it is. */
-  unusableSince?: number;
 }
 
 export interface Services {
@@ -100,95 +91,36 @@ export function createServices(config: Config, log: Logger, options: ServiceOpti
       maxWaitMs: signBudgetMs,
       ...options.batcher,
     },
-    async (lane, inputs, deadline) => {
-      // A try may run until the latest caller deadline in the batch; callers with earlier deadlines are answered
-      // by the batcher at theirs, without aborting the call (an abort counts as Vault's silence).
-      const left = () => deadline - performance.now();
-      const attempt = () => transit.signBatch(lane.name, lane.version, lane.spec, inputs, Math.max(1, Math.ceil(left())));
-      const token = auth.current();
-      try {
-        return await attempt();
-      } catch (error) {
-        // One more try, only inside the callers' deadline: after a dropped connection or a 5xx (a leader election).
-        if (isRetryable(error) && left() > 200) {
-          metrics.signRetries.inc({ reason: (error as VaultUnavailableError).reason });
-          await new Promise((r) => setTimeout(r, 25 + Math.random() * 50));
-          return await attempt();
-        }
-        if (error instanceof VaultUnavailableError && error.reason === 'refused') {
-          // A 403: auth looks up the token (one lookup for every call that met it) and logs in again only if
-          // Vault says it is gone. Try again with the new token; a 403 with a valid token is a policy's refusal.
-          const verdict = await auth.afterRefusal(token, left() - 100);
-          if (verdict === 'replaced' && left() > 50) {
-            metrics.signRetries.inc({ reason: 'refused' });
-            return await attempt();
-          }
-          if (verdict === 'valid') {
-            throw new VaultUnavailableError('sign', `Vault refused to sign with key "${lane.name}" (permission denied) although Signet's token is valid: `
-              + `the token's policy lacks ${config.vault.mount}/${lane.spec.operation}/${lane.name}; see vault-policy.hcl`, 5, 'refused');
-          }
-        }
-        throw error;
-      }
-    },
+    retryingSend({ transit, auth, mount: config.vault.mount, onRetry: (reason) => metrics.signRetries.inc({ reason }) }),
     (key, size) => metrics.batchSize.observe({ key }, size),
   );
   const signer = new Signer(config.keys, keyring, batcher, () => refresher.refreshSince(Date.now()));
   const verifier = new Verifier(keyring, refresher, transit, config.clockSkew);
   const audit = new Auditor(config.audit, log, metrics);
 
-  let status = { health: 'unreachable' as VaultHealth, reachable: false, checkedAt: 0 };
-  // Counted from start-up: a Vault that was never usable has been unusable since Signet started.
-  let unusableSince: number | undefined = Date.now();
-  const vaultStatus = (): VaultStatus => {
-    const reachable = status.reachable && http.breaker.state !== 'open';
-    const usable = reachable && auth.status().authenticated;
-    if (usable) unusableSince = undefined;
-    else unusableSince ??= Date.now();
-    return { ...status, reachable, usable, unusableSince };
-  };
-  let probeTimer: NodeJS.Timeout | undefined;
-  let stopped = false;
-  const healthIntervalMs = options.healthIntervalMs ?? Math.min(5000, config.refreshInterval * 1000);
-  const probe = async () => {
-    const health = await http.health(Math.min(2000, healthIntervalMs));
-    const reachable = health === 'active' || health === 'standby';
-    if (reachable !== status.reachable && status.checkedAt > 0) {
-      vaultLog[reachable ? 'info' : 'warn']({ event: 'vault_health', health }, reachable
-        ? 'Vault answers again'
-        : `Vault is ${health}: signing fails fast with 503; JWKS and local verification keep serving the last key state`);
-    }
-    status = { health, reachable, checkedAt: Date.now() };
-    metrics.vaultUp.set(reachable ? 1 : 0);
-    // Vault is back: let the next sign through at once instead of waiting out the breaker's cooldown.
-    if (reachable && http.breaker.state === 'open') http.breaker.success();
-    vaultStatus();
-  };
-  const loop = () => {
-    if (stopped) return;
-    probeTimer = setTimeout(() => void probe().finally(loop), healthIntervalMs);
-    probeTimer.unref();
-  };
+  const health = new VaultHealthMonitor(http, auth, vaultLog, {
+    intervalMs: options.healthIntervalMs ?? Math.min(5000, config.refreshInterval * 1000),
+    onProbe: (reachable) => metrics.vaultUp.set(reachable ? 1 : 0),
+  });
 
   return {
     config, log, metrics, control, auth, http, transit, keyring, refresher, batcher, signer, verifier, audit,
-    vaultStatus,
+    vaultStatus: () => health.status(),
     async start() {
       audit.open();
       // Concurrently, so that a black-holed Vault costs one timeout at start-up, not one per step. With a token
       // (no login), the token is in place before its lookup returns, so the keys need not wait for it.
       const authenticating = auth.start();
       await Promise.all([
-        probe(),
+        health.probe(),
         authenticating,
         config.vault.auth.method === 'token' ? refresher.start() : authenticating.then(() => refresher.start()),
       ]);
-      loop();
+      health.start();
     },
     async stop() {
-      stopped = true;
+      health.stop();
       await audit.close();
-      if (probeTimer) clearTimeout(probeTimer);
       refresher.stop();
       auth.stop();
       await http.close();

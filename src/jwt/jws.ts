@@ -1,7 +1,6 @@
 // Compact JWS assembly around an external signer (Vault). jose has no external-signer API, so Signet builds
-// `header.payload`, has Vault sign its bytes, and appends the signature. No I/O.
-
-import { VaultResponseError } from '../errors.ts';
+// `header.payload`, has Vault sign its bytes, and appends the signature (Vault's wire formats for both are in
+// src/vault/wire.ts). No I/O.
 
 export function base64url(data: string | Uint8Array): string {
   return Buffer.from(data).toString('base64url');
@@ -15,33 +14,4 @@ export function encodeHeader(alg: string, kid: string, typ = 'JWT'): string {
 
 export function encodePayload(claims: Readonly<Record<string, unknown>>): string {
   return base64url(JSON.stringify(claims));
-}
-
-/** Transit wants `input` as standard base64 of the exact bytes to sign: the ASCII `header.payload`. */
-export function transitInput(signingInput: string): string {
-  return Buffer.from(signingInput, 'ascii').toString('base64');
-}
-
-const VAULT_PREFIX = /^vault:v(\d+):(.+)$/;
-
-/**
- * Turns Vault's `vault:vN:<signature>` into the JWS signature segment, checking that Vault signed with the
- * version the token's kid names. Vault returns base64url for `marshaling_algorithm=jws` and standard base64
- * for HMAC; both are normalised to unpadded base64url.
- */
-export function jwsSignatureFromVault(vaultSignature: string, expectedVersion: number): string {
-  const match = VAULT_PREFIX.exec(vaultSignature);
-  if (!match) throw new VaultResponseError('Vault returned a signature without the vault:vN: prefix');
-  const version = Number(match[1]);
-  if (version !== expectedVersion) {
-    throw new VaultResponseError(`Vault signed with key version ${version}, but version ${expectedVersion} was requested`);
-  }
-  const signature = match[2]!;
-  // marshaling_algorithm=jws answers base64url already: only standard base64 (HMAC) needs rewriting.
-  return /[+/=]/.test(signature) ? signature.replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '') : signature;
-}
-
-/** The `vault:vN:` form Transit's verify endpoint expects for an HMAC, from a JWS signature segment. */
-export function vaultHmacFromJws(signature: string, version: number): string {
-  return `vault:v${version}:${Buffer.from(signature, 'base64url').toString('base64')}`;
 }

@@ -4,7 +4,7 @@
 import type { KeyObject } from 'node:crypto';
 import type { VaultControl } from '../vault/control.ts';
 import { algSpec, isTransitKeyType } from '../jwt/algorithms.ts';
-import { SignetError, VaultResponseError, VaultUnavailableError } from '../errors.ts';
+import { KeyTypeError, OperatorTokenRefusedError, VaultResponseError, VaultUnavailableError } from '../errors.ts';
 import { ImportRefused, wrapForTransit, type ImportMaterial } from './import.ts';
 import { IMPORTED_VERSION } from './legacy.ts';
 import { publicJwk } from './material.ts';
@@ -17,7 +17,7 @@ export interface CreateKeyOptions {
 }
 
 export async function createKey(control: VaultControl, name: string, options: CreateKeyOptions): Promise<void> {
-  if (!isTransitKeyType(options.type)) throw new SignetError(400, 'usage', `--type ${options.type} is not a Transit key type that can sign JWTs`);
+  if (!isTransitKeyType(options.type)) throw new KeyTypeError(`--type ${options.type} is not a Transit key type that can sign JWTs`);
   await control.write('create_key', `${control.mount}/keys/${encodeURIComponent(name)}`, {
     type: options.type,
     // Never exportable and no plaintext backup: the private key must never leave Vault.
@@ -48,7 +48,7 @@ export async function ensureTransit(control: VaultControl): Promise<void> {
 /** Why an operator token was refused during an import, and what its policy needs. */
 function importRefusedByVault(error: unknown, mount: string, name: string): unknown {
   if (error instanceof VaultUnavailableError && error.reason === 'refused') {
-    return new SignetError(403, 'forbidden', `Vault refused the token (${error.operation}): importing needs an operator token whose policy has deploy/vault/operator-policy.hcl`
+    return new OperatorTokenRefusedError(`Vault refused the token (${error.operation}): importing needs an operator token whose policy has deploy/vault/operator-policy.hcl`
       + ` (read on ${mount}/wrapping_key and ${mount}/keys/${name}, update on ${mount}/keys/${name}/import); Signet's own policy cannot import`);
   }
   return error;

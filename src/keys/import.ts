@@ -8,7 +8,7 @@
 // the private key's PKCS#8 DER, or the raw secret for an hmac key.
 
 import { constants, createCipheriv, createPrivateKey, createPublicKey, publicEncrypt, randomBytes, type KeyObject } from 'node:crypto';
-import { SignetError } from '../errors.ts';
+import { SignetError, VaultResponseError } from '../errors.ts';
 import { algsForKeyType, type JwsAlg, type TransitKeyType } from '../jwt/algorithms.ts';
 
 /** Following RFC 7518 §3.2 and the usual rule for JWT secrets: at least 256 bits. */
@@ -174,7 +174,7 @@ export function wrapForTransit(wrappingKeyPem: string, material: Buffer, aesKey:
   try {
     const wrappingKey = createPublicKey(wrappingKeyPem);
     if (wrappingKey.asymmetricKeyType !== 'rsa' || wrappingKey.asymmetricKeyDetails?.modulusLength !== WRAPPED_AES_BYTES * 8) {
-      throw new SignetError(502, 'vault_response', 'Vault\'s transit/wrapping_key is not an RSA-4096 public key');
+      throw new VaultResponseError('Vault\'s transit/wrapping_key is not an RSA-4096 public key');
     }
     const wrappedAes = publicEncrypt({ key: wrappingKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, aesKey);
     return Buffer.concat([wrappedAes, aesKwpWrap(aesKey, material)]).toString('base64');

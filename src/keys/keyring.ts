@@ -4,7 +4,7 @@
 
 import { createHash, type KeyObject } from 'node:crypto';
 import type { JWK } from 'jose';
-import type { KeyConfig } from '../config.ts';
+import type { KeyConfig } from './config.ts';
 import { algSpec, type AlgSpec, type JwsAlg } from '../jwt/algorithms.ts';
 import { aliasState, IMPORTED_VERSION, staticKeyActive, type AliasState } from './legacy.ts';
 import type { VersionMaterial } from './material.ts';

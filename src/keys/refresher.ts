@@ -3,8 +3,8 @@
 // the JWKS and local verification go on serving it while Vault is away.
 
 import type { Logger } from 'pino';
-import type { Config } from '../config.ts';
-import { SignetError, VaultResponseError } from '../errors.ts';
+import type { RefresherConfig } from './config.ts';
+import { HmacFingerprintMissingError, KeyMissingError, KeyUnsupportedError, VaultResponseError } from '../errors.ts';
 import { isSymmetric, resolveAlg } from '../jwt/algorithms.ts';
 import type { VaultControl } from '../vault/control.ts';
 import type { Keyring, LoadedKey } from './keyring.ts';
@@ -17,7 +17,7 @@ export interface RefreshObserver {
 }
 
 export class KeyRefresher {
-  readonly #config: Config;
+  readonly #config: RefresherConfig;
   readonly #control: VaultControl;
   readonly #keyring: Keyring;
   readonly #log: Logger;
@@ -38,7 +38,7 @@ export class KeyRefresher {
   readonly errors = new Map<string, string>();
   lastSuccessAt = 0;
 
-  constructor(config: Config, control: VaultControl, keyring: Keyring, log: Logger, observe: RefreshObserver = () => {}) {
+  constructor(config: RefresherConfig, control: VaultControl, keyring: Keyring, log: Logger, observe: RefreshObserver = () => {}) {
     this.#config = config;
     this.#control = control;
     this.#keyring = keyring;
@@ -139,14 +139,14 @@ export class KeyRefresher {
       body = await this.#control.readTransitKey(name);
     } catch (error) {
       if (error instanceof VaultResponseError && error.vaultStatus === 404) {
-        throw new SignetError(503, 'key_missing', `Transit key "${name}" does not exist at ${this.#config.vault.mount}/keys/${name}; create it (npx signet keys create ${name} --type ...)`);
+        throw new KeyMissingError(`Transit key "${name}" does not exist at ${this.#config.vault.mount}/keys/${name}; create it (npx signet keys create ${name} --type ...)`);
       }
       throw error;
     }
     const transit = parseTransitKey(name, body.data);
-    if (transit.derived) throw new SignetError(503, 'key_unsupported', `Transit key "${name}" is derived; JWT signing needs a non-derived key`);
+    if (transit.derived) throw new KeyUnsupportedError(`Transit key "${name}" is derived; JWT signing needs a non-derived key`);
     const resolved = resolveAlg(transit.type, config.alg);
-    if ('error' in resolved) throw new SignetError(503, 'key_unsupported', `keys[${index}].alg: ${resolved.error}`);
+    if ('error' in resolved) throw new KeyUnsupportedError(`keys[${index}].alg: ${resolved.error}`);
     const { alg } = resolved;
     if (config.legacy) {
       // An alias that cannot be honoured keeps the key unloaded (and /readyz false), so a rollout stops here
@@ -154,11 +154,11 @@ export class KeyRefresher {
       const setting = config.legacy.kid !== undefined ? 'legacy_kid' : 'accept_missing_kid';
       // Transit clears imported_key when an imported key rotates, so it only tells while version 1 is the latest.
       if (!transit.imported && transit.latestVersion === IMPORTED_VERSION) {
-        throw new SignetError(503, 'key_unsupported', `keys[${index}].${setting}: Transit key "${name}" was not created by an import (npx signet keys import ${name} ...), so no version of it holds the old key`);
+        throw new KeyUnsupportedError(`keys[${index}].${setting}: Transit key "${name}" was not created by an import (npx signet keys import ${name} ...), so no version of it holds the old key`);
       }
       const imported = transit.versions.find((v) => v.version === IMPORTED_VERSION);
       const end = imported ? aliasEnd(config.legacy.until, imported.createdAt) : 0;
-      if (typeof end !== 'number') throw new SignetError(503, 'key_unsupported', `keys[${index}].${end.error}`);
+      if (typeof end !== 'number') throw new KeyUnsupportedError(`keys[${index}].${end.error}`);
     }
     const cache = this.#cache.get(name) ?? new Map<string, VersionMaterial>();
     const materials = new Map<number, VersionMaterial>();
@@ -231,7 +231,7 @@ export class KeyRefresher {
       input: HMAC_FINGERPRINT_INPUT, key_version: version,
     });
     const hmac = answer.data?.hmac;
-    if (typeof hmac !== 'string') throw new SignetError(503, 'vault_response', `Vault returned no HMAC fingerprint for "${name}" version ${version}`);
+    if (typeof hmac !== 'string') throw new HmacFingerprintMissingError(`Vault returned no HMAC fingerprint for "${name}" version ${version}`);
     return hmac;
   }
 }

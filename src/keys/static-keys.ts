@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { JWK } from 'jose';
-import type { StaticKeyConfig } from '../config.ts';
+import type { StaticKeyConfig } from './config.ts';
 import { ConfigError } from '../errors.ts';
 import { algSpec, isJwsAlg, type JwsAlg } from '../jwt/algorithms.ts';
 import { keyFitsAlg } from '../jwt/signature.ts';

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Server, ServerCredentials, status, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import type { Logger } from 'pino';
-import { KUBERNETES_ALGS, type KubernetesClusterConfig } from '../config.ts';
+import { KUBERNETES_ALGS, type KubernetesClusterConfig } from './config.ts';
 import { ConfigError, SignetError, VaultUnavailableError } from '../errors.ts';
 import { verifySignature } from '../jwt/signature.ts';
 import type { KeyView } from '../keys/keyring.ts';

@@ -6,7 +6,7 @@
 import type { FastifyBaseLogger, FastifyReply } from 'fastify';
 import { AuditUnavailableError } from '../audit/auditor.ts';
 import { callerName } from '../audit/record.ts';
-import { InvalidRequestError, SignetError, VaultUnavailableError } from '../errors.ts';
+import { InvalidRequestError, KubernetesKeyError, SignetError, VaultUnavailableError } from '../errors.ts';
 import type { Caller } from '../security/callers.ts';
 import { authorizeKeyUse } from '../security/callers.ts';
 import type { Services } from '../services.ts';
@@ -114,7 +114,7 @@ export function createSignCore(services: Services): SignCore {
   function admit(name: string, caller: Caller | null): void {
     const cluster = clusterOf.get(name);
     if (cluster !== undefined) {
-      throw new SignetError(403, 'kubernetes_key', `key "${name}" signs only for kubernetes cluster "${cluster}" (through its ExternalJWTSigner socket), not through the HTTP API`);
+      throw new KubernetesKeyError(`key "${name}" signs only for kubernetes cluster "${cluster}" (through its ExternalJWTSigner socket), not through the HTTP API`);
     }
     authorizeKeyUse(keyConfigs.get(name), caller);
   }

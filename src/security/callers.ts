@@ -11,7 +11,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync, statSync, unwatchFile, watchFile, type Stats } from 'node:fs';
 import type { Logger } from 'pino';
-import type { KeyConfig } from '../config.ts';
+import type { KeyConfig } from '../keys/config.ts';
 import { ConfigError, SignetError } from '../errors.ts';
 
 export interface CallersConfig {

@@ -58,3 +58,19 @@ export function parseAllowedHosts(raw: unknown): string[] {
     return host;
   });
 }
+
+// --- listen addresses: the same rules, applied to where Signet listens -------------------------------------
+
+/** True for 127.0.0.0/8, ::1, localhost, and unix sockets. */
+export function isLoopbackListen(listen: string): boolean {
+  if (listen.startsWith('unix:')) return true;
+  return isLoopbackHost(splitHostPort(listen).host.toLowerCase());
+}
+
+export function splitHostPort(listen: string): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(listen);
+  if (!match) throw new ConfigError('listen', 'must be host:port, [ipv6]:port or unix:/path/to.sock');
+  const port = Number(match[3]);
+  if (port > 65535) throw new ConfigError('listen', 'port must be at most 65535');
+  return { host: match[1] ?? match[2]!, port };
+}

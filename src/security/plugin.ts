@@ -6,11 +6,23 @@
 // ({"errors": [...]}), and counted in signet_http_refusals_total{reason}.
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Config } from '../config.ts';
-import { isLoopbackListen } from '../config.ts';
+import type { KeyConfig } from '../keys/config.ts';
 import type { Services } from '../services.ts';
-import { CallerTokens, type Caller } from './callers.ts';
-import { hostAllowed } from './hosts.ts';
+import { CallerTokens, type Caller, type CallersConfig } from './callers.ts';
+import { hostAllowed, isLoopbackListen } from './hosts.ts';
+
+/** What the entrance checks read from the configuration (src/config.ts maps the file onto it). */
+export interface SecurityConfig {
+  listen: string;
+  /** Host names besides loopback that requests may name in their Host header. */
+  allowedHosts: readonly string[];
+  /** Caller authentication; undefined: none. */
+  callers?: CallersConfig;
+  /** The keys, for the caller names each allows. */
+  keys: ReadonlyArray<Pick<KeyConfig, 'name' | 'callers'>>;
+  /** The Vault-compatible endpoint, whose key set is public; undefined: off. */
+  vaultApi?: { mount: string };
+}
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -30,7 +42,7 @@ function refuse(reply: FastifyReply, status: number, message: string, extra: Rec
   return reply.code(status).type('application/json; charset=utf-8').send(JSON.stringify({ errors: [message] }));
 }
 
-async function securityPlugin(app: FastifyInstance, { config, services }: { config: Config; services: Services }): Promise<void> {
+async function securityPlugin(app: FastifyInstance, { config, services }: { config: SecurityConfig; services: Services }): Promise<void> {
   const allowedHosts = new Set(config.allowedHosts);
   const refusals = services.metrics.httpRefusals;
   const log = services.log.child({ component: 'security' });

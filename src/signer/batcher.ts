@@ -7,7 +7,7 @@
 // batch size) and a backlog still keeps Vault's cores busy. The queue is bounded: past it, a request is refused at
 // once instead of growing memory.
 
-import { SignetError, VaultUnavailableError } from '../errors.ts';
+import { SignetError, VaultItemMissingError, VaultItemRefusedError, VaultUnavailableError, VersionBelowMinimumError } from '../errors.ts';
 import type { AlgSpec } from '../jwt/algorithms.ts';
 import type { ItemResult } from '../vault/transit.ts';
 import { DEFAULT_IN_FLIGHT_LIMIT, InFlightLimit } from './in-flight.ts';
@@ -65,9 +65,9 @@ export function itemCostMs(keyType: string): number {
  */
 export function itemError(message: string): SignetError {
   if (/less than the minimum encryption key version/.test(message)) {
-    return new SignetError(503, 'version_below_minimum', `Vault refused the key version: ${message.slice(0, 200)}`);
+    return new VersionBelowMinimumError(`Vault refused the key version: ${message.slice(0, 200)}`);
   }
-  return new SignetError(502, 'vault_item', `Vault refused to sign: ${message.slice(0, 200)}`);
+  return new VaultItemRefusedError(`Vault refused to sign: ${message.slice(0, 200)}`);
 }
 
 /**
@@ -348,7 +348,7 @@ export class SignBatcher {
           batch.forEach((w, i) => {
             const result = results[i];
             // Every waiter settles, even if the answer is short: a missing item must not wait forever.
-            if (!result) w.reject(new SignetError(502, 'vault_item', 'Vault answered the batch without a result for this item'));
+            if (!result) w.reject(new VaultItemMissingError('Vault answered the batch without a result for this item'));
             else if ('signature' in result) w.resolve(result.signature);
             else w.reject(itemError(result.error));
           });

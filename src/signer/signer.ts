@@ -2,11 +2,12 @@
 // the schedule's active version explicitly, and the signature's vault:vN: prefix must match it.
 
 import { randomBytes } from 'node:crypto';
-import { ClaimPolicyError, InvalidRequestError, SignetError, UnknownKeyError, VaultUnavailableError } from '../errors.ts';
+import { ClaimPolicyError, InvalidRequestError, SignetError, UnknownKeyError, VaultUnavailableError, VersionBelowMinimumError } from '../errors.ts';
 import { parseDuration } from '../duration.ts';
 import { DEFAULT_CLAIM_LIMITS, issueClaims, type ClaimLimits, type ClaimsPolicy } from '../jwt/claims.ts';
-import type { KeyConfig } from '../config.ts';
-import { encodeHeader, encodePayload, jwsSignatureFromVault, transitInput } from '../jwt/jws.ts';
+import type { KeyConfig } from '../keys/config.ts';
+import { encodeHeader, encodePayload } from '../jwt/jws.ts';
+import { jwsSignatureFromVault, transitInput } from '../vault/wire.ts';
 import type { Keyring, KeyView, VersionView } from '../keys/keyring.ts';
 import type { SignBatcher } from './batcher.ts';
 import { lowS } from '../jwt/signature.ts';
@@ -123,7 +124,7 @@ export class Signer {
     const policy = this.#policies.get(name);
     if (!policy) throw new UnknownKeyError(name);
     const results = await this.#signBatchOnce(name, policy, requests);
-    if (!results.some((r) => r instanceof SignetError && r.code === 'version_below_minimum')) return results;
+    if (!results.some((r) => r instanceof VersionBelowMinimumError)) return results;
     await this.#refreshKeys();
     return await this.#signBatchOnce(name, policy, requests);
   }
@@ -146,7 +147,7 @@ export class Signer {
     try {
       return await once();
     } catch (error) {
-      if (!(error instanceof SignetError && error.code === 'version_below_minimum')) throw error;
+      if (!(error instanceof VersionBelowMinimumError)) throw error;
       await this.#refreshKeys();
       return await once();
     }

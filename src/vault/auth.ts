@@ -5,8 +5,8 @@
 
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import type { Logger } from 'pino';
-import type { AuthConfig } from '../config.ts';
-import { SignetError, VaultResponseError, VaultUnavailableError } from '../errors.ts';
+import type { AuthConfig } from './config.ts';
+import { AuthError, AuthFileError, LoginAnswerError, VaultResponseError, VaultUnavailableError } from '../errors.ts';
 import type { VaultControl } from './control.ts';
 import type { TokenSource } from './http.ts';
 
@@ -33,9 +33,9 @@ function readSecretFile(path: string, what: string): string {
   try {
     text = readFileSync(path, 'utf8').trim();
   } catch (error) {
-    throw new SignetError(503, 'auth', `cannot read the ${what} file ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new AuthFileError(`cannot read the ${what} file ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
   }
-  if (!text) throw new SignetError(503, 'auth', `the ${what} file ${path} is empty`);
+  if (!text) throw new AuthFileError(`the ${what} file ${path} is empty`);
   return text;
 }
 
@@ -254,7 +254,7 @@ export class VaultAuth implements TokenSource {
           : { role: config.role, jwt: readSecretFile(config.tokenFile, `${config.method} JWT`) };
         const answer = await this.#control.login('login', `auth/${config.mount}/login`, body);
         const auth = answer.auth as { client_token?: unknown; lease_duration?: unknown; renewable?: unknown } | undefined;
-        if (typeof auth?.client_token !== 'string') throw new SignetError(503, 'auth', 'Vault login answered without a client_token');
+        if (typeof auth?.client_token !== 'string') throw new LoginAnswerError('Vault login answered without a client_token');
         this.#setToken(auth.client_token);
         ttl = Number(auth.lease_duration ?? 0);
         renewable = auth.renewable === true;
@@ -325,7 +325,7 @@ export class VaultAuth implements TokenSource {
     // Refused: Vault would not take the token (403) or the login's credentials (400, e.g. a wrong secret_id).
     const refused = (error instanceof VaultUnavailableError && error.reason === 'refused')
       || (error instanceof VaultResponseError && error.vaultStatus === 400)
-      || (error instanceof SignetError && error.code === 'auth');
+      || error instanceof AuthError;
     if (refused) this.#authenticated = false;
     this.#events.onFailure?.(this.#config.method, refused ? 'refused' : 'unreachable');
     const delay = this.#retryLater(retry);

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import nodeVault from 'node-vault';
-import type { VaultConfig } from '../config.ts';
+import type { VaultConfig } from './config.ts';
 import { fromTransportError, fromVaultStatus } from './errors.ts';
 import type { VaultCallObserver } from './http.ts';
 

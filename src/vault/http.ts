@@ -4,7 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import { Pool } from 'undici';
-import type { VaultConfig } from '../config.ts';
+import type { VaultConfig } from './config.ts';
 import { VaultUnavailableError } from '../errors.ts';
 import { CircuitBreaker, DEFAULT_BREAKER, type BreakerOptions, type CircuitState } from './breaker.ts';
 import { fromTransportError, fromVaultStatus } from './errors.ts';

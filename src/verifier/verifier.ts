@@ -6,7 +6,7 @@
 
 import { TokenInvalidError, VaultUnavailableError } from '../errors.ts';
 import { validateClaims } from '../jwt/claims.ts';
-import { transitInput, vaultHmacFromJws } from '../jwt/jws.ts';
+import { transitInput, vaultHmacFromJws } from '../vault/wire.ts';
 import { decodePayload, parseToken } from '../jwt/parse.ts';
 import { lowS, verifySignature } from '../jwt/signature.ts';
 import type { AlgSpec } from '../jwt/algorithms.ts';

@@ -122,6 +122,9 @@ describe('partial_in_flight: one partial call gathers more signs per Vault call 
     }
     for (const s of sums) means.push(s.sum / s.count);
     process.stderr.write(`partial_in_flight: mean Vault batch ${means[0]!.toFixed(1)} (1) vs ${means[1]!.toFixed(1)} (2) at 48 clients\n`);
-    assert.ok(means[0]! > means[1]!, `partial_in_flight 1 batches ${means[0]!.toFixed(1)} items per call, 2 batches ${means[1]!.toFixed(1)}`);
+    // When the machine is so busy that Vault is the bottleneck either way, every call leaves full (64) with both
+    // settings and there is nothing left to gather; otherwise one partial call must gather more.
+    const bothFull = means.every((m) => m >= 60);
+    assert.ok(means[0]! > means[1]! || bothFull, `partial_in_flight 1 batches ${means[0]!.toFixed(1)} items per call, 2 batches ${means[1]!.toFixed(1)}`);
   });
 });

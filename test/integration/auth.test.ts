@@ -24,6 +24,13 @@ path "auth/token/lookup-self" { capabilities = ["read"] }
 path "auth/token/renew-self" { capabilities = ["update"] }
 `;
 
+const active = new Set<{ stop(): Promise<void> }>();
+/** Stops every traffic still running (a test that failed midway), before its Signet closes. */
+async function stopTraffic(): Promise<void> {
+  await Promise.all([...active].map((load) => load.stop()));
+  active.clear();
+}
+
 /** Two clients signing in a loop; returns the statuses seen. */
 function traffic(signet: TestSignet) {
   const statuses: number[] = [];
@@ -37,7 +44,14 @@ function traffic(signet: TestSignet) {
       await sleep(30);
     }
   });
-  return { statuses, errors, stop: async () => { running = false; await Promise.all(workers); } };
+  const load = { statuses, errors, stop: async () => { running = false; await Promise.all(workers); } };
+  active.add(load);
+  return load;
+}
+
+/** Waits until the traffic has answered a few more signs than `count` (it runs, and has run past a point). */
+async function signsAfter(load: ReturnType<typeof traffic>, count: number): Promise<void> {
+  await eventually(() => load.statuses.length >= count + 4, 10_000, `4 signs answered after the first ${count}`, 20);
 }
 
 describe('Vault auth methods and token lifecycle', () => {
@@ -71,17 +85,22 @@ describe('Vault auth methods and token lifecycle', () => {
     try {
       await signet.ready(10_000);
       const load = traffic(signet);
-      await sleep(500);
+      await signsAfter(load, 0);
       const first = signet.app.services.auth.current();
+      const mark = signet.logs.length;
       await vault.api('POST', 'auth/token/revoke', { token: first });
-      await sleep(1500);
+      const revokedAfter = load.statuses.length;
+      // The next sign meets the 403; Signet looks the token up, logs in again, and retries with the new token.
+      await signet.waitForLog(/"event":"authenticated"/, 15_000, mark);
+      await signsAfter(load, revokedAfter);
       await load.stop();
       assert.notEqual(signet.app.services.auth.current(), first, 'a new token');
       assert.deepEqual(load.errors, [], `failed signs: ${load.errors.length} of ${load.statuses.length}`);
-      assert.ok(signet.logs.filter((l) => l.includes('"event":"authenticated"')).length >= 2);
+      assert.equal(signet.logs.slice(mark).filter((l) => l.includes('"event":"authenticated"')).length, 1, 'one login for the revocation');
       assert.equal((await signet.get('/readyz')).status, 200);
       assertNoSecrets(signet, [first, signet.app.services.auth.current(), secretId]);
     } finally {
+      await stopTraffic();
       await signet.close();
     }
   });
@@ -96,18 +115,33 @@ describe('Vault auth methods and token lifecycle', () => {
     });
     try {
       await signet.ready(10_000);
+      const first = signet.app.services.auth.current();
       const load = traffic(signet);
-      await sleep(11_000);
+      // Renewed at two thirds of the TTL (about 2 s and 4 s after the login); at about 6 s renewal gives only the
+      // 1 s left before the max TTL, and Signet logs in again then, while the token still works.
+      const renewed = await signet.waitForLog(/"event":"renewed"/, 15_000);
+      const maxTtl = await signet.waitForLog(/"event":"max_ttl"/, 20_000, renewed.index);
+      // The token's own expiry, as Vault states it after that last renewal (capped by the role's max TTL).
+      const lookup = await vault.api('POST', 'auth/token/lookup', { token: first });
+      const expireAt = Date.parse((lookup.data as { expire_time: string }).expire_time);
+      const relogin = await signet.waitForLog(/"event":"authenticated"/, 15_000, maxTtl.index);
+      const reloginAt = Date.parse(relogin.line.time);
+      assert.ok(reloginAt < expireAt, `the new login (${relogin.line.time}) came before the old token expired (${new Date(expireAt).toISOString()})`);
+      const second = signet.app.services.auth.current();
+      assert.notEqual(second, first, 'a new token');
+      // Keep signing across the old token's expiry: nothing may still use it.
+      const beyond = expireAt + 1000;
+      await eventually(() => Date.now() > beyond, 15_000, 'the old token\'s expiry passed under traffic', 50);
+      await signsAfter(load, load.statuses.length);
       await load.stop();
       assert.deepEqual(load.errors, [], `failed signs: ${load.errors.length} of ${load.statuses.length}`);
-      const renewals = signet.logs.filter((l) => l.includes('"event":"renewed"')).length;
-      const logins = signet.logs.filter((l) => l.includes('"event":"authenticated"')).length;
-      assert.ok(renewals >= 1, `${renewals} renewals`);
-      assert.ok(logins >= 2, `${logins} logins`);
+      assert.ok(load.statuses.every((s) => s === 200), `statuses other than 200: ${load.statuses.filter((s) => s !== 200).join(', ')}`);
+      assert.ok(!signet.logs.some((l) => /"event":"(token_rejected|auth_failed)"/.test(l)), 'Vault never refused the token');
       const ttl = Number(/^signet_vault_token_ttl_seconds (\S+)$/m.exec((await signet.get('/metrics')).text)![1]);
       assert.ok(ttl > 0 && ttl <= 3, `token TTL left ${ttl}`);
-      assertNoSecrets(signet, [shortSecret, signet.app.services.auth.current()]);
+      assertNoSecrets(signet, [shortSecret, first, second]);
     } finally {
+      await stopTraffic();
       await signet.close();
     }
   });
@@ -125,16 +159,17 @@ describe('Vault auth methods and token lifecycle', () => {
       await signet.ready(10_000);
       assert.equal(signet.app.services.auth.current(), t1);
       const load = traffic(signet);
-      await sleep(300);
+      await signsAfter(load, 0);
       const t2 = await create();
       writeFileSync(file, `${t2}\n`);
       await eventually(() => signet.app.services.auth.current() === t2, 5000, 'the new token in use');
       await vault.api('POST', 'auth/token/revoke', { token: t1 });
-      await sleep(500);
+      await signsAfter(load, load.statuses.length);
       await load.stop();
       assert.deepEqual(load.errors, []);
       assertNoSecrets(signet, [t1, t2]);
     } finally {
+      await stopTraffic();
       await signet.close();
     }
   });
@@ -156,6 +191,7 @@ describe('Vault auth methods and token lifecycle', () => {
       assert.equal((await signet.post('/v1/sign/app', { claims: {} })).status, 200);
       assertNoSecrets(signet, [jwt, signet.app.services.auth.current()]);
     } finally {
+      await stopTraffic();
       await signet.close();
     }
   });
@@ -177,6 +213,7 @@ describe('Vault auth methods and token lifecycle', () => {
       assert.equal((await signet.get('/readyz')).body.vault.authenticated, false);
       assertNoSecrets(signet, [token]);
     } finally {
+      await stopTraffic();
       await signet.close();
     }
   });

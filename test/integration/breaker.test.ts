@@ -7,9 +7,8 @@
 
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
-import { postSign } from '../harness/post-sign.ts';
 import { scrape } from '../harness/metrics.ts';
-import { eventually, startSignet, type StartOptions, type TestSignet } from '../harness/signet.ts';
+import { eventually, postSign, startSignet, type StartOptions, type TestSignet } from '../harness/signet.ts';
 import { startTcpProxy, type TcpProxy } from '../harness/tcp-proxy.ts';
 import { startVault, type TestVault } from '../harness/vault.ts';
 

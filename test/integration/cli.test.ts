@@ -65,7 +65,8 @@ describe('configuration errors stop start-up and name the field', () => {
       let out = '';
       child.stdout.on('data', (c) => { out += c; });
       try {
-        await eventually(() => out.includes('key_load_failed'), 10_000, 'the key load error');
+        // The key load is logged during start-up, before Signet listens: wait for both before asking /readyz.
+        await eventually(() => out.includes('key_load_failed') && out.includes('"event":"listening"'), 10_000, 'the key load error, then listening');
         assert.match(out, /keys\[0\]\.alg: alg RS256 does not fit Transit key type ecdsa-p256/);
         const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
         assert.equal(ready.status, 503);

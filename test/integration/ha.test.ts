@@ -47,7 +47,8 @@ test('the active node of a 3-node Raft cluster stops under traffic; signing resu
           await sleep(20);
         }
       });
-      await sleep(1000);
+      // Signing under traffic before the active node dies.
+      await eventually(() => results.filter((r) => r.status === 200).length >= 8, 20_000, 'signing under traffic', 20);
       const stoppedAt = Date.now();
       await leader.stop('SIGKILL');
       const resumedAt = await eventually(
@@ -55,7 +56,8 @@ test('the active node of a 3-node Raft cluster stops under traffic; signing resu
         60_000,
         'signing after the election',
       );
-      await sleep(1000);
+      // Signing steadily after the election: eight more tokens.
+      await eventually(() => results.filter((r) => r.status === 200 && r.at > resumedAt).length >= 8, 20_000, 'signing goes on after the election', 20);
       running = false;
       await Promise.all(workers);
       // Signing can resume (the standby Signet talks to answers) before /sys/health shows the new active node.

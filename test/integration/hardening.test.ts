@@ -58,14 +58,21 @@ describe('auth under concurrent load (AppRole)', () => {
     const loginsBefore = logins(signet);
     const load = signLoad(signet.url, { clients: 48 });
     const revokedAt: number[] = [];
+    let mark = 0;
     for (let i = 0; i < 4; i++) {
+      // The scenario: a revocation every 2.5 s.
       await sleep(2500);
       revokedAt.push(load.elapsed());
+      mark = signet.logs.length;
       await vault.api('POST', 'auth/token/revoke', { token: signet.app.services.auth.current() });
     }
-    await sleep(2500);
+    // The calm after the last revocation begins once Signet has logged in again and a sign has succeeded after it;
+    // it lasts for the next 200 answers.
+    await signet.waitForLog(/"event":"authenticated"/, 15_000, mark);
+    const lastRevocation = revokedAt.at(-1)!;
+    await eventually(() => load.outcomes.some((o) => o.status === 200 && o.at > lastRevocation + 50), 15_000, 'a sign after the last revocation', 20);
     const calmFrom = load.elapsed();
-    await sleep(1500);
+    await eventually(() => load.outcomes.filter((o) => o.at >= calmFrom).length >= 200, 30_000, '200 answers in the calm', 20);
     const outcomes = await load.stop();
     assert.deepEqual(badFailures(outcomes), [], 'every failure is a 503 with Retry-After');
     const slowest = Math.max(...outcomes.map((o) => o.ms));
@@ -234,7 +241,8 @@ describe('readiness is the pod\'s: a short Vault outage does not flip it', () =>
     try {
       await signet.ready();
       const load = signLoad(signet.url, { clients: 32 });
-      await sleep(300);
+      // Signing under load (each client answered about once) before Vault stops.
+      await eventually(() => load.outcomes.filter((o) => o.status === 200).length >= 32, 15_000, 'signing under load', 20);
       vault.pause();
       const statuses: number[] = [];
       let sawUnusable = false;

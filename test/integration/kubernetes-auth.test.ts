@@ -13,10 +13,9 @@ import { SignJWT } from 'jose';
 import {
   clusterDir, createServiceAccount, ISSUER, startEtcd, startKubeApiserver, type Etcd, type KubeApiserver,
 } from '../harness/kubernetes.ts';
-import { postSign } from '../harness/post-sign.ts';
 import { scrape } from '../harness/metrics.ts';
 import { vaultRaw } from '../harness/ops.ts';
-import { eventually, startSignet, type TestSignet } from '../harness/signet.ts';
+import { eventually, postSign, startSignet, type TestSignet } from '../harness/signet.ts';
 import { startVault, type TestVault } from '../harness/vault.ts';
 
 const NS = 'apps';

@@ -157,7 +157,8 @@ describe('Signet as kube-apiserver\'s ExternalJWTSigner (real Vault, etcd, kube-
       }
     });
     try {
-      await sleep(1000);
+      // TokenRequests are streaming and the API server's JWKS is sampled before the rotation.
+      await eventually(() => issued.length >= 4 && firstSeen.size > 0, 20_000, 'TokenRequests streaming before the rotation', 20);
       await vault.rotate('k8s');
       const after = await eventually(async () => {
         const info = await keyInfo(signet);

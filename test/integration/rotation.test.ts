@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { builtSignet } from '../harness/build.ts';
-import { startSignet, eventually, type TestSignet } from '../harness/signet.ts';
+import { postSign, recordLag, startSignet, eventually, withinOneRefresh as withinRefresh, type TestSignet } from '../harness/signet.ts';
 import { startVault, type TestVault } from '../harness/vault.ts';
 
 const run = promisify(execFile);
@@ -22,6 +22,21 @@ const CLI = await builtSignet();
 const TIMING = { refresh_interval: '1s', jwks: { max_age: '2s' }, clock_skew: '1s' };
 const KEY = { publish_delay: '5s', max_ttl: '3s', default_ttl: '3s' };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const REFRESH_MS = 1000;
+/**
+ * Beyond refresh_interval, a change made in Vault can wait for: a periodic read that began just before the change
+ * (it returns the old state; the next one starts at most refresh_interval after it ends), one more read (one key:
+ * tens of ms idle), and the test's 20 ms poll and request: 750 ms, still under a second refresh. Time the event
+ * loop of this process (Signet's too) stood still on a loaded CI is measured and added by withinOneRefresh.
+ */
+const REFRESH_MARGIN_MS = 750;
+
+const withinOneRefresh = <T>(what: string, check: () => Promise<T | undefined | false>) => withinRefresh(what, REFRESH_MS, REFRESH_MARGIN_MS, check);
+
+/** When Vault created a version of an asymmetric key, ms since the epoch. */
+async function createdAt(vault: TestVault, name: string, version: number): Promise<number> {
+  return Date.parse(((await vault.readKey(name)).keys as Record<string, { creation_time: string }>)[String(version)]!.creation_time);
+}
 
 type KeyInfo = { name: string; signing_version: number; signing_kid: string; versions: Array<{ version: number; kid: string; state: string }> };
 async function keyInfo(signet: TestSignet, name: string): Promise<KeyInfo> {
@@ -40,46 +55,60 @@ describe('rotation', () => {
 
   test('routine: published at once, signs after publish_delay, old kid retired max_ttl + skew later; keys retire', async () => {
     await vault.createKey('routine', 'ecdsa-p256');
-    const signet = await startSignet(vault, [{ name: 'routine', ...KEY }], { config: TIMING });
+    // max_ttl 6 s: the keys retire CLI below must run while v1's last tokens live (a node start on a loaded CI can
+    // take seconds); v1 then retires 6 + 1 + 1 s after the switch.
+    const ROUTINE = { ...KEY, max_ttl: '6s', default_ttl: '6s' };
+    const signet = await startSignet(vault, [{ name: 'routine', ...ROUTINE }], { config: TIMING });
     try {
       await signet.ready(10_000);
       const v1 = await keyInfo(signet, 'routine');
-      const oldToken = (await signet.post('/v1/sign/routine', { claims: {} })).body;
+      const oldToken = (await postSign(signet, '/v1/sign/routine', { claims: {} })).body;
       assert.equal(oldToken.key_version, 1);
 
-      const rotatedAt = Date.now();
       // The runbook's command, run as an operator would.
       await vault.cli('write', '-f', 'transit/keys/routine/rotate');
       // Published within one refresh, not signing yet.
-      await eventually(async () => (await jwksKids(signet)).length === 2, 3000, 'v2 in the JWKS');
+      await withinOneRefresh('v2 in the JWKS', async () => (await jwksKids(signet)).length === 2);
+      const created = await createdAt(vault, 'routine', 2);
       const pending = await keyInfo(signet, 'routine');
       assert.equal(pending.versions.find((v) => v.version === 2)!.state, 'pending');
-      assert.equal((await signet.post('/v1/sign/routine', { claims: {} })).body.key_version, 1);
+      assert.equal((await postSign(signet, '/v1/sign/routine', { claims: {} })).body.key_version, 1);
       assert.ok(signet.logs.some((l) => /"event":"version_state".*"version":2.*"from":"new","to":"pending"/.test(l)));
 
       // Signs after publish_delay (5 s), not before.
+      const lag = recordLag();
       const switched = await eventually(async () => {
         const signed = (await signet.post('/v1/sign/routine', { claims: {} })).body;
         return signed.key_version === 2 ? Date.now() : undefined;
-      }, 9000, 'v2 signing');
-      assert.ok(switched - rotatedAt >= 4500, `switched after ${switched - rotatedAt} ms`);
+      }, 15_000, 'v2 signing', 20);
+      // The schedule is evaluated at each sign from Vault's creation time: not before publish_delay, and at once
+      // then (within the margin, plus the time the event loop stood still meanwhile).
+      const switchLag = lag.within(created + 5000, switched);
+      process.stderr.write(`rotation: v2 signing ${switched - created} ms after Vault created it (publish_delay 5 s; event-loop lag ${switchLag} ms)\n`);
+      assert.ok(switched - created >= 5000, `switched ${switched - created} ms after v2 was created`);
+      assert.ok(switched - created <= 5000 + REFRESH_MARGIN_MS + switchLag, `switched ${switched - created} ms after v2 was created`);
       assert.equal((await keyInfo(signet, 'routine')).versions.find((v) => v.version === 1)!.state, 'verify-only');
-      // The old token (ttl 3 s) is still valid if not yet expired, and its kid is still published.
+      // The old token (ttl 6 s) is still valid if not yet expired, and its kid is still published.
       assert.ok((await jwksKids(signet)).includes(v1.signing_kid));
 
       // keys retire refuses while v1 may still have live tokens.
       const dir = mkdtempSync(join(tmpdir(), 'signet-rot-'));
       const file = join(dir, 'signet.yaml');
-      writeFileSync(file, JSON.stringify({ vault: { address: vault.address }, keys: [{ name: 'routine', issuer: 'https://issuer.test', ...KEY }], ...TIMING }));
+      writeFileSync(file, JSON.stringify({ vault: { address: vault.address }, keys: [{ name: 'routine', issuer: 'https://issuer.test', ...ROUTINE }], ...TIMING }));
       const env = { ...process.env, VAULT_TOKEN: vault.rootToken };
       const refused = await run(process.execPath, [CLI, 'keys', 'retire', 'routine', '--config', file], { env }).catch((e) => e);
       assert.equal(refused.code, 2);
       assert.match(refused.stdout, /tokens signed by v1 until \S+ may still be live; not retiring those \(use --force/);
 
-      // Retired max_ttl + clock_skew + refresh_interval (5 s) after it stopped signing: out of the JWKS.
-      await eventually(async () => !(await jwksKids(signet)).includes(v1.signing_kid), 9000, 'v1 out of the JWKS');
+      // Retired max_ttl + clock_skew + refresh_interval (8 s) after it stopped signing: out of the JWKS.
+      await eventually(async () => !(await jwksKids(signet)).includes(v1.signing_kid), 20_000, 'v1 out of the JWKS', 20);
       const retiredAt = Date.now();
-      assert.ok(retiredAt - switched >= 3500, `retired ${retiredAt - switched} ms after the switch`);
+      lag.stop();
+      // v1 stopped signing at created + 5 s; it retires 8 s later (max_ttl 6 s + clock_skew 1 s + refresh 1 s).
+      const retireLag = lag.within(created + 13_000, retiredAt);
+      process.stderr.write(`rotation: v1 out of the JWKS ${retiredAt - created} ms after v2 was created (13 s by schedule; event-loop lag ${retireLag} ms)\n`);
+      assert.ok(retiredAt - created >= 13_000, `retired ${retiredAt - created} ms after v2 was created`);
+      assert.ok(retiredAt - created <= 13_000 + REFRESH_MS + REFRESH_MARGIN_MS + retireLag, `retired ${retiredAt - created} ms after v2 was created`);
       assert.equal((await keyInfo(signet, 'routine')).versions.find((v) => v.version === 1)!.state, 'retired');
       const late = await signet.post('/v1/verify', { token: oldToken.token });
       assert.equal(late.status, 401);
@@ -99,12 +128,10 @@ describe('rotation', () => {
     try {
       await signet.ready(10_000);
       await vault.rotate('switch');
-      await eventually(async () => (await keyInfo(signet, 'switch')).versions.length === 2, 3000, 'v2 loaded');
-      assert.equal((await signet.post('/v1/sign/switch', { claims: {} })).body.key_version, 1);
-      const raised = Date.now();
+      await withinOneRefresh('v2 loaded', async () => (await keyInfo(signet, 'switch')).versions.length === 2);
+      assert.equal((await postSign(signet, '/v1/sign/switch', { claims: {} })).body.key_version, 1);
       await vault.cli('write', 'transit/keys/switch/config', 'min_encryption_version=2');
-      await eventually(async () => (await signet.post('/v1/sign/switch', { claims: {} })).body.key_version === 2, 2500, 'signing with v2');
-      assert.ok(Date.now() - raised < 2500);
+      await withinOneRefresh('signing with v2', async () => (await signet.post('/v1/sign/switch', { claims: {} })).body.key_version === 2);
 
       // keys retire --force revokes v1 at once, although its tokens may still be live.
       const v1 = (await keyInfo(signet, 'switch')).versions.find((v) => v.version === 1)!;
@@ -114,7 +141,7 @@ describe('rotation', () => {
       writeFileSync(file, JSON.stringify({ vault: { address: vault.address }, keys: [{ name: 'switch', issuer: 'https://issuer.test', ...KEY, publish_delay: '1h' }], ...TIMING }));
       const forced = await run(process.execPath, [CLI, 'keys', 'retire', 'switch', '--force', '--config', file], { env: { ...process.env, VAULT_TOKEN: vault.rootToken } });
       assert.match(forced.stdout, /raised switch min_decryption_version to 2/);
-      await eventually(async () => !(await jwksKids(signet)).includes(v1.kid), 2500, 'v1 out of the JWKS');
+      await withinOneRefresh('v1 out of the JWKS', async () => !(await jwksKids(signet)).includes(v1.kid));
     } finally {
       await signet.close();
     }
@@ -125,13 +152,13 @@ describe('rotation', () => {
     const signet = await startSignet(vault, [{ name: 'revoke', ...KEY, max_ttl: '1h', default_ttl: '1h' }], { config: TIMING });
     try {
       await signet.ready(10_000);
-      const old = (await signet.post('/v1/sign/revoke', { claims: {} })).body;
+      const old = (await postSign(signet, '/v1/sign/revoke', { claims: {} })).body;
       await vault.rotate('revoke');
       await vault.configKey('revoke', { min_encryption_version: 2 });
-      await eventually(async () => (await signet.post('/v1/sign/revoke', { claims: {} })).body.key_version === 2, 2500, 'signing with v2');
+      await withinOneRefresh('signing with v2', async () => (await signet.post('/v1/sign/revoke', { claims: {} })).body.key_version === 2);
       assert.equal((await signet.post('/v1/verify', { token: old.token })).status, 200, 'v1 is verify-only for its live tokens');
       await vault.cli('write', 'transit/keys/revoke/config', 'min_decryption_version=2');
-      await eventually(async () => !(await jwksKids(signet)).includes(old.kid), 2500, 'v1 out of the JWKS');
+      await withinOneRefresh('v1 out of the JWKS', async () => !(await jwksKids(signet)).includes(old.kid));
       const refused = await signet.post('/v1/verify', { token: old.token });
       assert.equal(refused.status, 401);
       assert.deepEqual(refused.body.errors, ['header kid: not in the key set (unknown or retired key version)']);
@@ -146,11 +173,11 @@ describe('rotation', () => {
     const signet = await startSignet(vault, [{ name: 'recreated', ...KEY }], { config: TIMING });
     try {
       await signet.ready(10_000);
-      const old = (await signet.post('/v1/sign/recreated', { claims: {} })).body;
+      const old = (await postSign(signet, '/v1/sign/recreated', { claims: {} })).body;
       await vault.api('DELETE', 'transit/keys/recreated');
       await vault.createKey('recreated', 'ecdsa-p256');
-      await eventually(async () => (await keyInfo(signet, 'recreated')).signing_kid !== old.kid, 3000, 'new kid');
-      const fresh = (await signet.post('/v1/sign/recreated', { claims: {} })).body;
+      await withinOneRefresh('new kid', async () => (await keyInfo(signet, 'recreated')).signing_kid !== old.kid);
+      const fresh = (await postSign(signet, '/v1/sign/recreated', { claims: {} })).body;
       assert.equal(fresh.key_version, 1);
       assert.notEqual(fresh.kid, old.kid);
       assert.equal((await signet.post('/v1/verify', { token: old.token })).status, 401);
@@ -184,7 +211,7 @@ describe('rotation', () => {
       const traffic = (async () => {
         while (!stop) {
           const at = Date.now();
-          const [ta, tb] = await Promise.all([a.post('/v1/sign/fleet', { claims: {} }), b.post('/v1/sign/fleet', { claims: {} })]);
+          const [ta, tb] = await Promise.all([postSign(a, '/v1/sign/fleet', { claims: {} }), postSign(b, '/v1/sign/fleet', { claims: {} })]);
           samples.push({ at, a: ta.body.kid, b: tb.body.kid });
           for (const t of [ta.body, tb.body]) {
             signed++;
@@ -197,20 +224,33 @@ describe('rotation', () => {
           await sleep(25);
         }
       })();
-      // Three rotations: two inside one publish delay, then one more after the first switch.
-      await sleep(1000);
+      // Three rotations: two inside one publish delay, then one more after the first switch. Each step waits on
+      // what the previous one must bring about (both instances publish the version, signing moves), not on a clock.
+      const bothList = (version: number) => async () => (await Promise.all([a, b].map((s) => keyInfo(s, 'fleet'))))
+        .every((info) => info.versions.some((v) => v.version === version));
+      const v1Kid = (await keyInfo(a, 'fleet')).signing_kid;
+      await eventually(() => samples.length >= 5, 10_000, 'traffic on v1', 20);
       await vault.rotate('fleet');
-      await sleep(2000);
+      await eventually(bothList(2), 10_000, 'v2 published by both', 20);
       await vault.rotate('fleet');
-      await sleep(6000);
+      await eventually(bothList(3), 10_000, 'v3 published by both', 20);
+      await eventually(() => samples.some((s) => s.a !== v1Kid && s.b !== v1Kid), 15_000, 'the first switch, on both', 20);
       await vault.rotate('fleet');
-      await sleep(7000);
+      await eventually(bothList(4), 10_000, 'v4 published by both', 20);
+      const v4Kid = (await keyInfo(a, 'fleet')).versions.find((v) => v.version === 4)!.kid;
+      await eventually(() => samples.filter((s) => s.a === v4Kid && s.b === v4Kid).length >= 5, 15_000, 'both signing with v4', 20);
       stop = true;
       await traffic;
 
       assert.deepEqual(failures, [], `${failures.length} of ${signed} tokens failed the caching verifier`);
       const kidsSeen = new Set(samples.flatMap((s) => [s.a, s.b]));
       assert.ok(kidsSeen.size >= 3, `signing moved through versions (saw ${kidsSeen.size} kids)`);
+      // Each instance's signing only ever moves forward through the versions.
+      const versionOf = new Map((await keyInfo(a, 'fleet')).versions.map((v) => [v.kid, v.version]));
+      for (const side of ['a', 'b'] as const) {
+        const versions = samples.map((s) => versionOf.get(s[side])!);
+        assert.ok(versions.every((v, i) => v !== undefined && (i === 0 || v >= versions[i - 1]!)), `${side} signed with versions ${[...new Set(versions)].join(', ')} out of order`);
+      }
       // Both instances compute the same schedule from Vault's state; with one clock they may differ only for the
       // instant of a transition (clock_skew, 1 s, is the bound).
       const disagreements = samples.filter((s) => s.a !== s.b);

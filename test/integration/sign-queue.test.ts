@@ -6,9 +6,8 @@
 
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
-import { postSign } from '../harness/post-sign.ts';
 import { metricValue } from '../harness/metrics.ts';
-import { eventually, startSignet, type TestSignet } from '../harness/signet.ts';
+import { eventually, postSign, startSignet, type TestSignet } from '../harness/signet.ts';
 import { startTcpProxy, type TcpProxy } from '../harness/tcp-proxy.ts';
 import { startVault, type TestVault } from '../harness/vault.ts';
 

@@ -354,7 +354,8 @@ describe('batch across a rotation switch', () => {
         }
       };
       const clients = Array.from({ length: 4 }, client);
-      await new Promise((r) => setTimeout(r, 300));
+      // Batches are going out with v1 (four answered) before the operator switches.
+      await eventually(() => answers.length >= 4, 10_000, 'four batches signed with v1', 20);
       await vault.cli('write', 'transit/keys/live/config', 'min_encryption_version=2');
       switched = true;
       await Promise.all(clients);

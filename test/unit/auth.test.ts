@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { setImmediate as tick } from 'node:timers/promises';
-import type { AuthConfig } from '../../src/config.ts';
+import type { AuthConfig } from '../../src/vault/config.ts';
 import { VaultUnavailableError } from '../../src/errors.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { VaultAuth } from '../../src/vault/auth.ts';

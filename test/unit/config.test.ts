@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ConfigError } from '../../src/errors.ts';
-import { DEFAULTS, buildConfig, isLoopbackListen, splitHostPort } from '../../src/config.ts';
+import { DEFAULTS, buildConfig } from '../../src/config.ts';
+import { isLoopbackListen, splitHostPort } from '../../src/security/hosts.ts';
 
 const ENV = { VAULT_TOKEN: 'hvs.test-token' };
 const KEY = { name: 'signing', issuer: 'https://issuer.example' };

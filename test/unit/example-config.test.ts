@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { DEFAULTS, buildConfig, isLoopbackListen, loadConfig } from '../../src/config.ts';
+import { DEFAULTS, buildConfig, loadConfig } from '../../src/config.ts';
+import { isLoopbackListen } from '../../src/security/hosts.ts';
 import { algSpec } from '../../src/jwt/algorithms.ts';
 import { ROOT, policyRules } from '../harness/ops.ts';
 

@@ -9,12 +9,12 @@ import { test } from 'node:test';
 import { status } from '@grpc/grpc-js';
 import { join } from 'node:path';
 import { buildConfig, loadConfig } from '../../src/config.ts';
-import { InvalidRequestError, SignetError, VaultUnavailableError } from '../../src/errors.ts';
+import { InvalidRequestError, VaultItemRefusedError, VaultUnavailableError, VersionBelowMinimumError } from '../../src/errors.ts';
 import { algSpec } from '../../src/jwt/algorithms.ts';
 import type { KeyView, VersionView } from '../../src/keys/keyring.ts';
 import type { VersionState } from '../../src/keys/schedule.ts';
 import { checkClaims, KeySetClock, publishedKeys, refreshHint, REFRESH_HINT_FLOOR_SECONDS, staticPublishedKeys, timestamp } from '../../src/kubernetes/contract.ts';
-import { KUBERNETES_ALGS } from '../../src/config.ts';
+import { KUBERNETES_ALGS } from '../../src/kubernetes/config.ts';
 import { grpcStatusOf } from '../../src/kubernetes/server.ts';
 import { policyRules, ROOT } from '../harness/ops.ts';
 
@@ -112,9 +112,9 @@ test('gRPC status: UNAVAILABLE for Vault away and the breaker, RESOURCE_EXHAUSTE
   assert.equal(grpcStatusOf(new VaultUnavailableError('sign', 'x', 1, 'unreachable')), status.UNAVAILABLE);
   assert.equal(grpcStatusOf(new VaultUnavailableError('sign', 'x', 1, 'not_loaded')), status.UNAVAILABLE);
   assert.equal(grpcStatusOf(new VaultUnavailableError('sign', 'x', 1, 'overloaded')), status.RESOURCE_EXHAUSTED);
-  assert.equal(grpcStatusOf(new SignetError(503, 'version_below_minimum', 'x')), status.UNAVAILABLE);
+  assert.equal(grpcStatusOf(new VersionBelowMinimumError('x')), status.UNAVAILABLE);
   assert.equal(grpcStatusOf(new InvalidRequestError('claims: x')), status.INVALID_ARGUMENT);
-  assert.equal(grpcStatusOf(new SignetError(502, 'vault_item', 'x')), status.INTERNAL);
+  assert.equal(grpcStatusOf(new VaultItemRefusedError('x')), status.INTERNAL);
   assert.equal(grpcStatusOf(new Error('bug')), status.INTERNAL);
 });
 

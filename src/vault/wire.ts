@@ -1,0 +1,33 @@
+// Transit's wire formats for JWS, both ways: the bytes to sign as Transit takes them, and Vault's
+// `vault:vN:<signature>` turned into a JWS signature segment (and back, for HMAC verification). No I/O.
+
+import { VaultResponseError } from '../errors.ts';
+
+/** Transit wants `input` as standard base64 of the exact bytes to sign: the ASCII `header.payload`. */
+export function transitInput(signingInput: string): string {
+  return Buffer.from(signingInput, 'ascii').toString('base64');
+}
+
+const VAULT_PREFIX = /^vault:v(\d+):(.+)$/;
+
+/**
+ * Turns Vault's `vault:vN:<signature>` into the JWS signature segment, checking that Vault signed with the
+ * version the token's kid names. Vault returns base64url for `marshaling_algorithm=jws` and standard base64
+ * for HMAC; both are normalised to unpadded base64url.
+ */
+export function jwsSignatureFromVault(vaultSignature: string, expectedVersion: number): string {
+  const match = VAULT_PREFIX.exec(vaultSignature);
+  if (!match) throw new VaultResponseError('Vault returned a signature without the vault:vN: prefix');
+  const version = Number(match[1]);
+  if (version !== expectedVersion) {
+    throw new VaultResponseError(`Vault signed with key version ${version}, but version ${expectedVersion} was requested`);
+  }
+  const signature = match[2]!;
+  // marshaling_algorithm=jws answers base64url already: only standard base64 (HMAC) needs rewriting.
+  return /[+/=]/.test(signature) ? signature.replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '') : signature;
+}
+
+/** The `vault:vN:` form Transit's verify endpoint expects for an HMAC, from a JWS signature segment. */
+export function vaultHmacFromJws(signature: string, version: number): string {
+  return `vault:v${version}:${Buffer.from(signature, 'base64url').toString('base64')}`;
+}
