@@ -5,7 +5,7 @@
 
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, fetch as undiciFetch } from 'undici';
@@ -99,12 +99,14 @@ export interface KubeResponse {
 
 export interface KubeApiserver {
   url: string;
+  /** The CA (PEM) of the API server's self-signed serving certificate: what a client such as Vault must trust. */
+  caCert: string;
   process: ChildProcess;
   output(): string;
   /** One API call as the admin (system:masters). */
   request(method: string, path: string, body?: unknown): Promise<KubeResponse>;
-  /** TokenRequest for a ServiceAccount; answers the status and, on success, the token. */
-  tokenRequest(namespace: string, name: string, expirationSeconds?: number): Promise<KubeResponse & { token?: string }>;
+  /** TokenRequest for a ServiceAccount (audiences: the API server's own when not given); answers the status and, on success, the token. */
+  tokenRequest(namespace: string, name: string, expirationSeconds?: number, audiences?: string[]): Promise<KubeResponse & { token?: string }>;
   /** TokenReview of a token: whether the API server authenticates it, and as whom. */
   tokenReview(token: string): Promise<{ status: number; authenticated: boolean; username?: string; error?: string }>;
   stop(): Promise<void>;
@@ -175,11 +177,13 @@ export async function startKubeApiserver(dir: string, options: KubeApiserverOpti
     await stop();
     throw error;
   }
+  // apiserver.crt holds the serving certificate, then the CA that signed it (generated at start-up).
+  const caCert = readFileSync(join(certDir, 'apiserver.crt'), 'utf8').match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----\n?/g)!.at(-1)!;
   return {
-    url, process: proc.child, output: proc.output, request, stop,
-    async tokenRequest(namespace, name, expirationSeconds = 600) {
+    url, caCert, process: proc.child, output: proc.output, request, stop,
+    async tokenRequest(namespace, name, expirationSeconds = 600, audiences) {
       const answer = await request('POST', `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`, {
-        apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds },
+        apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds, ...(audiences ? { audiences } : {}) },
       });
       return { ...answer, token: answer.status === 201 ? answer.body.status.token as string : undefined };
     },

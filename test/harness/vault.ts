@@ -93,9 +93,10 @@ export async function startVault(kind: 'dev' | 'file' = 'dev'): Promise<TestVaul
 }
 
 /**
- * A throwaway self-signed CA certificate (its key was discarded) for Kubernetes auth configs in tests: the stand-in
- * API servers are plain HTTP, so it never verifies anything, but OpenBao refuses `disable_local_ca_jwt=true` without
- * a `kubernetes_ca_cert` (Vault accepts either), so the tests give one on both backends.
+ * A throwaway self-signed CA certificate (its key was discarded) for Kubernetes auth configs that no login ever
+ * uses (deploy/vault/setup.sh's idempotence test): OpenBao refuses `disable_local_ca_jwt=true` without a
+ * `kubernetes_ca_cert` (Vault accepts either), so the tests give one on both backends. Logins are tested against a
+ * real kube-apiserver and its own CA (test/integration/kubernetes-auth.test.ts).
  */
 export const UNUSED_CA_PEM = `-----BEGIN CERTIFICATE-----
 MIIBlzCCAT2gAwIBAgIUDr0VvcVf+mZcdZnbwkGw5tiyxYowCgYIKoZIzj0EAwIw
