@@ -196,7 +196,7 @@ export class VaultAuth implements TokenSource {
     try {
       await this.#control.read('token_lookup', 'auth/token/lookup-self');
       if (this.#generation !== generation) return 'replaced';
-      this.#log.warn({ event: 'permission_denied' }, 'Vault refused a call with 403 although Signet\'s token is valid: its policy lacks that path (see vault-policy.hcl); not logging in again');
+      this.#log.warn({ event: 'permission_denied' }, 'Vault refused a call with 403 although Signet\'s token is valid: its policy lacks that path (see vault-policy.hcl)');
       return record('valid');
     } catch (error) {
       if (this.#generation !== generation) return 'replaced';
@@ -285,6 +285,7 @@ export class VaultAuth implements TokenSource {
     if (this.#login || this.#renewing || this.#stopped) return;
     this.#renewing = true;
     const generation = this.#generation;
+    const token = this.#token;
     try {
       const answer = await this.#control.write('token_renew', 'auth/token/renew-self', {});
       // A login that finished meanwhile owns the token (and the timer) now.
@@ -306,6 +307,18 @@ export class VaultAuth implements TokenSource {
       // may still live, else log in (or read the token) again.
       if (error instanceof VaultUnavailableError && error.reason === 'refused') {
         this.#events.onFailure?.(this.#config.method, 'refused');
+        // A token that still works but cannot be renewed (OpenBao's Kubernetes auth reviews the login's JWT again
+        // on every renewal, and refuses once that JWT expired; a policy without renew-self) would lapse at its TTL
+        // with nothing scheduled: log in again now, while it works.
+        const verdict = await this.#checkToken(token);
+        if (verdict !== 'valid' || this.#generation !== generation || this.#login || this.#stopped) return;
+        const left = Math.round(this.status().ttlSeconds ?? 0);
+        if (this.canReauthenticate) {
+          this.#log.warn({ event: 'renewal_refused', ttl_seconds: left }, 'Vault refused to renew Signet\'s token, which still works: logging in again before it expires');
+          void this.#authenticate();
+        } else {
+          this.#log.warn({ event: 'renewal_refused', ttl_seconds: left }, 'Vault refused to renew Signet\'s token, which still works: it expires at the end of its TTL; give Signet a renewable token (or a token_file)');
+        }
         return;
       }
       this.#fail(error, () => (this.status().ttlSeconds === 0 ? this.#authenticate() : this.#renew(previousTtl)));

@@ -194,6 +194,27 @@ describe('VaultAuth: one authentication in flight, shared by every caller', () =
     auth.stop();
   });
 
+  test('a renewal refused (403) for a token that still works leads to one new login, not a token left to lapse', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    const vault = scriptedVault();
+    const { auth, token } = await started(vault);
+    t.mock.timers.tick(2400_000);
+    await tick();
+    assert.equal(vault.count('write auth/token/renew-self'), 1);
+    // OpenBao's Kubernetes auth: the renewal is refused (the login's JWT expired) while the token still works.
+    vault.control.onRefused(token);
+    vault.renewals.shift()!.reject(new VaultUnavailableError('token_renew', 'Vault refused Signet\'s token', 2, 'refused'));
+    for (let i = 0; i < 50 && vault.logins.length === 0; i++) await tick();
+    assert.equal(vault.logins.length, 1, 'a new login started while the token still works');
+    assert.equal(vault.count('read auth/token/lookup-self'), 1, 'one lookup tells the token still works');
+    const fresh = vault.answerLogin();
+    await tick();
+    assert.equal(auth.current(), fresh);
+    assert.equal(auth.status().authenticated, true);
+    assert.equal(vault.count('login'), 2, 'exactly one new login');
+    auth.stop();
+  });
+
   test('a static token that Vault refuses: authenticated false, no login possible, lookups back off', async () => {
     const vault = scriptedVault();
     vault.valid.add('static');
