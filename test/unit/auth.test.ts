@@ -4,7 +4,7 @@
 // the real client and a real Vault are exercised in test/integration/auth.test.ts and hardening.test.ts.
 
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { describe, test, type TestContext } from 'node:test';
 import { setImmediate as tick } from 'node:timers/promises';
 import type { AuthConfig } from '../../src/vault/config.ts';
 import { VaultUnavailableError } from '../../src/errors.ts';
@@ -171,14 +171,19 @@ describe('VaultAuth: one authentication in flight, shared by every caller', () =
     auth.stop();
   });
 
-  test('renewal timer and re-login: a renewal that answers after a re-login does not overwrite it', async (t) => {
+  /** A started auth (fake timers) whose renewal is out: at 2/3 of the 3600 s TTL. */
+  async function renewing(t: TestContext) {
     t.mock.timers.enable({ apis: ['setTimeout'] });
     const vault = scriptedVault();
     const { auth, token } = await started(vault);
-    // Renewal at 2/3 of the TTL.
     t.mock.timers.tick(2400_000);
     await tick();
     assert.equal(vault.count('write auth/token/renew-self'), 1);
+    return { vault, auth, token };
+  }
+
+  test('renewal timer and re-login: a renewal that answers after a re-login does not overwrite it', async (t) => {
+    const { vault, auth, token } = await renewing(t);
     // Meanwhile the token is revoked and a 403 leads to a re-login.
     vault.valid.delete(token);
     auth.rejected(token);
@@ -195,12 +200,7 @@ describe('VaultAuth: one authentication in flight, shared by every caller', () =
   });
 
   test('a renewal refused (403) for a token that still works leads to one new login, not a token left to lapse', async (t) => {
-    t.mock.timers.enable({ apis: ['setTimeout'] });
-    const vault = scriptedVault();
-    const { auth, token } = await started(vault);
-    t.mock.timers.tick(2400_000);
-    await tick();
-    assert.equal(vault.count('write auth/token/renew-self'), 1);
+    const { vault, auth, token } = await renewing(t);
     // OpenBao's Kubernetes auth: the renewal is refused (the login's JWT expired) while the token still works.
     vault.control.onRefused(token);
     vault.renewals.shift()!.reject(new VaultUnavailableError('token_renew', 'Vault refused Signet\'s token', 2, 'refused'));
