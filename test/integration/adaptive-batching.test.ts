@@ -7,21 +7,14 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createLocalJWKSet, jwtVerify } from 'jose';
+import { metricValue } from '../harness/metrics.ts';
 import { startSignet, type TestSignet } from '../harness/signet.ts';
 import { startVault, type TestVault } from '../harness/vault.ts';
 
-/** A gauge or counter of one key from Signet's /metrics; `absent` when the series is not there (yet). */
-async function metric(signet: TestSignet, name: string, key: string, absent?: number): Promise<number> {
+/** The batch-size histogram's sum and count for a key (0 before the first sign). */
+async function batchTotals(signet: TestSignet, key: string): Promise<{ sum: number; count: number }> {
   const text = (await signet.get('/metrics')).text;
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(`key="${key}"`));
-  if (!line && absent !== undefined) return absent;
-  assert.ok(line, `${name}{key="${key}"} is exported`);
-  return Number(line.slice(line.lastIndexOf(' ') + 1));
-}
-
-/** The batch-size histogram's sum and count (0 before the first sign). */
-async function meanBatch(signet: TestSignet, key: string): Promise<{ sum: number; count: number }> {
-  return { sum: await metric(signet, 'signet_sign_batch_size_sum', key, 0), count: await metric(signet, 'signet_sign_batch_size_count', key, 0) };
+  return { sum: metricValue(text, 'signet_sign_batch_size_sum', { key }), count: metricValue(text, 'signet_sign_batch_size_count', { key }) };
 }
 
 /** `clients` loops sending `body` to /v1/sign/`key` for `ms`; returns every answer's status and body. */
@@ -50,19 +43,21 @@ describe('adaptive calls in flight against a real Vault', () => {
 
   test('a backlog of callers\' batches leaves as full batches, several at once, never past max_in_flight; every token verifies', async () => {
     const batch = { batch_input: Array.from({ length: 64 }, (_, i) => ({ claims: { sub: `user-${i}` } })) };
-    const before = await meanBatch(signet, 'es');
+    const before = await batchTotals(signet, 'es');
     const samples: Array<{ inFlight: number; limit: number }> = [];
     let sampling = true;
     const sampler = (async () => {
       while (sampling) {
-        samples.push({ inFlight: await metric(signet, 'signet_vault_sign_calls_in_flight', 'es'), limit: await metric(signet, 'signet_vault_sign_calls_limit', 'es') });
+        // One scrape for both gauges, so the pair is from the same moment.
+        const text = (await signet.get('/metrics')).text;
+        samples.push({ inFlight: metricValue(text, 'signet_vault_sign_calls_in_flight', { key: 'es' }), limit: metricValue(text, 'signet_vault_sign_calls_limit', { key: 'es' }) });
         await sleep(20);
       }
     })();
     const answers = await load(signet, 'es', 12, 3000, () => batch);
     sampling = false;
     await sampler;
-    const after = await meanBatch(signet, 'es');
+    const after = await batchTotals(signet, 'es');
 
     assert.ok(answers.length >= 12, `${answers.length} batches answered`);
     assert.deepEqual([...new Set(answers.map((a) => a.status))], [200]);
@@ -112,10 +107,10 @@ describe('partial_in_flight: one partial call gathers more signs per Vault call 
     const sums = [{ sum: 0, count: 0 }, { sum: 0, count: 0 }];
     for (let round = 0; round < 2; round++) {
       for (const [i, signet] of signets.entries()) {
-        const before = await meanBatch(signet, 'es');
+        const before = await batchTotals(signet, 'es');
         const answers = await load(signet, 'es', 48, 1500, () => ({ claims: { sub: 'one' } }));
         assert.deepEqual([...new Set(answers.map((a) => a.status))], [200]);
-        const after = await meanBatch(signet, 'es');
+        const after = await batchTotals(signet, 'es');
         sums[i]!.sum += after.sum - before.sum;
         sums[i]!.count += after.count - before.count;
       }
