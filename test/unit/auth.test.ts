@@ -215,6 +215,22 @@ describe('VaultAuth: one authentication in flight, shared by every caller', () =
     auth.stop();
   });
 
+  test('a refused renewal and a sign\'s 403 in the same turn, token still working: one lookup, one login', async (t) => {
+    const { vault, auth, token } = await renewing(t);
+    // Both 403s land before either is looked into.
+    vault.control.onRefused(token);
+    auth.rejected(token);
+    vault.renewals.shift()!.reject(new VaultUnavailableError('token_renew', 'Vault refused Signet\'s token', 2, 'refused'));
+    for (let i = 0; i < 50 && vault.logins.length === 0; i++) await tick();
+    assert.equal(vault.logins.length, 1);
+    assert.equal(vault.count('read auth/token/lookup-self'), 1, 'the two 403s share one lookup');
+    vault.answerLogin();
+    for (let i = 0; i < 20; i++) await tick();
+    assert.equal(vault.count('login'), 2, 'one new login, not one per 403');
+    assert.equal(auth.status().authenticated, true);
+    auth.stop();
+  });
+
   test('a static token that Vault refuses: authenticated false, no login possible, lookups back off', async () => {
     const vault = scriptedVault();
     vault.valid.add('static');
