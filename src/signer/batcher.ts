@@ -116,6 +116,9 @@ export interface BatchObserver {
  */
 const SAFETY = 1.5;
 
+/** Batches of at least this many items (cheap algs, RSA-2048 included) have an adaptive limit; costlier ones 2. */
+const MIN_ADAPTIVE_BATCH = 16;
+
 /** Why a request was refused before it reached Vault: Signet's own limits, not Vault's health. */
 function overloaded(message: string): VaultUnavailableError {
   return new VaultUnavailableError('sign', `Signet is overloaded: ${message}; retry shortly`, 1, 'overloaded');
@@ -167,7 +170,8 @@ export class SignBatcher {
 
   /** Full batches of a key that may be at Vault at once now (the adaptive limit; batching off: the fixed bound). */
   callLimit(name: string): number {
-    return this.#fullLimit(name);
+    if (!this.#options.enabled) return this.#options.maxInFlight;
+    return this.#fullLimits.get(name)?.value ?? Math.min(DEFAULT_IN_FLIGHT_LIMIT.floor, this.#options.maxInFlight);
   }
 
   /** Signs one input (standard base64); resolves with Vault's `vault:vN:...` signature. */
@@ -215,7 +219,7 @@ export class SignBatcher {
     // now, while the caller can still retry elsewhere, instead of holding a place and being shed later.
     const expected = this.#latencyMs.get(key.name);
     if (expected !== undefined) {
-      const perRound = this.#batchLimit(key) * Math.max(this.#options.partialInFlight, this.#fullLimit(key.name));
+      const perRound = this.#batchLimit(key) * Math.max(this.#options.partialInFlight, this.#fullLimit(key));
       const answeredIn = (Math.floor(lane.queue.length / perRound) + 1) * expected * SAFETY;
       if (answeredIn > this.#options.maxWaitMs) {
         return Promise.reject(overloaded(`${lane.queue.length} signs of key "${key.name}" are waiting and Vault takes about ${Math.round(expected)} ms per call: this one could not be answered within sign_timeout`));
@@ -284,24 +288,28 @@ export class SignBatcher {
   }
 
   /** The adaptive limit on a key's full batches at Vault (one per key: its versions share Vault's cores). */
-  #limiter(name: string): InFlightLimit {
-    let limiter = this.#fullLimits.get(name);
+  #limiter(key: LaneKey): InFlightLimit {
+    let limiter = this.#fullLimits.get(key.name);
     if (!limiter) {
-      limiter = new InFlightLimit({ ...DEFAULT_IN_FLIGHT_LIMIT, ceiling: this.#options.maxInFlight });
-      this.#fullLimits.set(name, limiter);
+      // A costly alg's batch (RSA-3072 and up) is bounded to maxBatchCostMs of one Vault core: Vault is busy with
+      // one call per core, and more calls would only queue there and outlive their callers' deadlines. Adapting is
+      // for cheap batches, where Vault idles while Signet turns one call's answer into tokens.
+      const ceiling = this.#batchLimit(key) >= MIN_ADAPTIVE_BATCH ? this.#options.maxInFlight : Math.min(DEFAULT_IN_FLIGHT_LIMIT.floor, this.#options.maxInFlight);
+      limiter = new InFlightLimit({ ...DEFAULT_IN_FLIGHT_LIMIT, ceiling });
+      this.#fullLimits.set(key.name, limiter);
     }
     return limiter;
   }
 
   /** Full batches a key may have at Vault at once now (batching off: the fixed bound). */
-  #fullLimit(name: string): number {
-    return this.#options.enabled ? this.#limiter(name).value : this.#options.maxInFlight;
+  #fullLimit(key: LaneKey): number {
+    return this.#options.enabled ? this.#limiter(key).value : this.#options.maxInFlight;
   }
 
   /** Whether the lane may send another call now: a full batch while Vault has room, a partial one while none is out. */
   #maySend(lane: Lane, limit: number): boolean {
     if (lane.inFlight >= this.#options.maxInFlight) return false;
-    if (lane.queue.length >= limit) return lane.inFlight < Math.max(this.#fullLimit(lane.key.name), this.#options.partialInFlight);
+    if (lane.queue.length >= limit) return lane.inFlight < Math.max(this.#fullLimit(lane.key), this.#options.partialInFlight);
     return lane.partialInFlight < this.#options.partialInFlight;
   }
 
@@ -344,7 +352,7 @@ export class SignBatcher {
           const took = answeredAt - started;
           const previous = this.#latencyMs.get(lane.key.name);
           this.#latencyMs.set(lane.key.name, previous === undefined ? took : previous * 0.8 + took * 0.2);
-          if (full && this.#options.enabled) this.#limiter(lane.key.name).observe(started, took, answeredAt);
+          if (full && this.#options.enabled) this.#limiter(lane.key).observe(started, took, answeredAt);
           batch.forEach((w, i) => {
             const result = results[i];
             // Every waiter settles, even if the answer is short: a missing item must not wait forever.

@@ -141,15 +141,17 @@ describe('overload is not an outage (RSA-4096, sign_timeout 1 s)', () => {
     const load = signLoad(signet.url, { clients, pauseAfterFailureMs: 1000 });
     const readiness: number[] = [];
     const circuit: string[] = [];
+    const limits: number[] = [];
     const started = Date.now();
     while (Date.now() - started < ms) {
       await sleep(250);
       readiness.push((await signet.get('/readyz')).status);
       circuit.push(signet.app.services.http.breaker.state);
+      limits.push(signet.app.services.batcher.callLimit('app'));
     }
     const outcomes = await load.stop();
     const seconds = load.elapsed() / 1000;
-    return { outcomes, readiness, circuit, goodput: outcomes.filter((o) => o.status === 200).length / seconds };
+    return { outcomes, readiness, circuit, limits, goodput: outcomes.filter((o) => o.status === 200).length / seconds };
   }
 
   test('640 clients against a healthy Vault: the circuit stays closed, readiness stays true, refusals say Signet is overloaded, goodput holds', async () => {
@@ -157,7 +159,7 @@ describe('overload is not an outage (RSA-4096, sign_timeout 1 s)', () => {
     const heavy = await phase(640, 5000);
     const refused = heavy.outcomes.filter((o) => o.status !== 200);
     process.stderr.write(`overload: goodput 32 clients ${moderate.goodput.toFixed(0)}/s, 640 clients ${heavy.goodput.toFixed(0)}/s `
-      + `(${(heavy.goodput / moderate.goodput).toFixed(2)}); refused ${refused.length} of ${heavy.outcomes.length}` + '\n');
+      + `(${(heavy.goodput / moderate.goodput).toFixed(2)}); refused ${refused.length} of ${heavy.outcomes.length}; calls limit at 640 clients ${Math.min(...heavy.limits)}-${Math.max(...heavy.limits)}` + '\n');
     assert.deepEqual(badFailures(heavy.outcomes), []);
     // A sign sent with enough time left can still outlive its deadline when Vault slows down (another test runs
     // beside this one on CI's 2 cores): that 503 rightly says Vault did not answer in time. The rest name Signet.

@@ -515,12 +515,18 @@ describe('SignBatcher: full batches waiting', () => {
     assert.equal((await Promise.all([...few, ...many])).length, 64);
   });
 
-  test('RSA-4096 (2 items per batch): full batches too, from the same limit', async () => {
+  test('RSA-4096 (2 items per batch, Vault-bound): full batches leave two at a time, however fast Vault answers', async () => {
     const vault = fakeVault();
     const rsa = new SignBatcher(options(), vault.send);
     const results = rsa.together(() => Array.from({ length: 20 }, (_, i) => rsa.sign(lane('rsa-4096'), `r${i}`)));
     assert.deepEqual(vault.calls.map((c) => c.inputs.length), [2, 2]);
-    for (let n = 0; n < vault.calls.length; n++) await vault.calls[n]!.ok();
+    let most = 0;
+    for (let n = 0; n < vault.calls.length; n++) {
+      most = Math.max(most, rsa.inFlight('k'));
+      await vault.calls[n]!.ok();
+    }
+    assert.equal(most, 2, 'the limit does not grow for a costly alg');
+    assert.equal(rsa.callLimit('k'), 2);
     assert.ok(vault.calls.every((c) => c.inputs.length === 2));
     assert.equal((await Promise.all(results)).length, 20);
   });
