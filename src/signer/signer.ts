@@ -7,7 +7,7 @@ import { parseDuration } from '../duration.ts';
 import { DEFAULT_CLAIM_LIMITS, issueClaims, type ClaimLimits, type ClaimsPolicy } from '../jwt/claims.ts';
 import type { KeyConfig } from '../keys/config.ts';
 import { encodeHeader, encodePayload } from '../jwt/jws.ts';
-import { jwsSignatureFromVault, transitInput } from '../vault/wire.ts';
+import { jwsSignatureFromVault, transitSignInput } from '../vault/wire.ts';
 import type { Keyring, KeyView, VersionView } from '../keys/keyring.ts';
 import type { SignBatcher } from './batcher.ts';
 import { lowS } from '../jwt/signature.ts';
@@ -173,7 +173,7 @@ export class Signer {
     }
     const vaultSignature = await this.#batcher.sign(
       { name, version: signing.version, keyType: view.type, spec: view.spec },
-      transitInput(`${header}.${payload}`),
+      transitSignInput(`${header}.${payload}`, view.spec),
     );
     let signature = jwsSignatureFromVault(vaultSignature, signing.version);
     // One spelling per token: ECDSA signatures go out in their low-S form (/v1/verify refuses the other). About

@@ -17,11 +17,16 @@ export class Transit {
     this.#mount = mount;
   }
 
-  /** Signs each input (standard base64) with `version`; returns Vault's `vault:vN:...` per item, in order. */
+  /**
+   * Signs each input (standard base64; a digest where spec.prehash, see transitSignInput) with `version`; returns
+   * Vault's `vault:vN:...` per item, in order.
+   */
   async signBatch(name: string, version: number, spec: AlgSpec, inputs: readonly string[], abandon?: AbortSignal | number): Promise<ItemResult[]> {
     const op = spec.operation;
     const path = `${this.#mount}/${op}/${encodeURIComponent(name)}${spec.hash ? `/${spec.hash}` : ''}`;
-    const body = { ...spec.signParams, key_version: version, batch_input: inputs.map((input) => ({ input })) };
+    const body = {
+      ...spec.signParams, ...(spec.prehash && { prehashed: true }), key_version: version, batch_input: inputs.map((input) => ({ input })),
+    };
     const data = await this.#http.post(op, path, body, abandon);
     const results = data.batch_results;
     if (!Array.isArray(results) || results.length !== inputs.length) {

@@ -1,11 +1,21 @@
 // Transit's wire formats for JWS, both ways: the bytes to sign as Transit takes them, and Vault's
 // `vault:vN:<signature>` turned into a JWS signature segment (and back, for HMAC verification). No I/O.
 
+import { hash } from 'node:crypto';
 import { VaultResponseError } from '../errors.ts';
+import type { AlgSpec } from '../jwt/algorithms.ts';
 
 /** Transit wants `input` as standard base64 of the exact bytes to sign: the ASCII `header.payload`. */
 export function transitInput(signingInput: string): string {
   return Buffer.from(signingInput, 'ascii').toString('base64');
+}
+
+/**
+ * The `input` of a transit/sign call for `header.payload`: its digest where the alg hashes first (the call then
+ * says `prehashed: true`, see AlgSpec.prehash), else the input itself.
+ */
+export function transitSignInput(signingInput: string, spec: AlgSpec): string {
+  return spec.prehash ? hash(spec.prehash, signingInput, 'base64') : transitInput(signingInput);
 }
 
 const VAULT_PREFIX = /^vault:v(\d+):(.+)$/;
