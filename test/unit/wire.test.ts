@@ -1,13 +1,31 @@
-// Transit's wire formats (src/vault/wire.ts): the input Transit signs, and its signatures as JWS segments.
+// Transit's wire formats (src/vault/wire.ts): the input Transit signs, and its signatures as JWS segments. That
+// Vault's signatures over the digests verify as JWS is tested against a real Vault, for every alg, in core.test.ts.
 
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { VaultResponseError } from '../../src/errors.ts';
+import { algSpec } from '../../src/jwt/algorithms.ts';
 import { encodeHeader, encodePayload } from '../../src/jwt/jws.ts';
-import { jwsSignatureFromVault, transitInput, vaultHmacFromJws } from '../../src/vault/wire.ts';
+import { jwsSignatureFromVault, transitInput, transitSignInput, vaultHmacFromJws } from '../../src/vault/wire.ts';
 
 const B64URL = /^[A-Za-z0-9_-]*$/;
+
+describe('transitSignInput', () => {
+  const signingInput = `${encodeHeader('ES256', 'k')}.${encodePayload({ sub: 'x', scope: 'read' })}`;
+  test('ECDSA and RSA send the digest of the signing input (prehashed), of the alg\'s hash', () => {
+    for (const [alg, hash] of [['ES256', 'sha256'], ['ES384', 'sha384'], ['ES512', 'sha512'], ['RS256', 'sha256'], ['PS384', 'sha384'], ['RS512', 'sha512']] as const) {
+      const spec = algSpec(alg);
+      assert.equal(spec.prehash, hash, alg);
+      assert.equal(transitSignInput(signingInput, spec), createHash(hash).update(signingInput, 'ascii').digest('base64'), alg);
+    }
+  });
+  test('Ed25519 signs the whole message, so EdDSA sends the signing input itself', () => {
+    assert.equal(algSpec('EdDSA').prehash, undefined);
+    assert.equal(transitSignInput(signingInput, algSpec('EdDSA')), transitInput(signingInput));
+  });
+});
 
 describe('transitInput', () => {
   test('is standard base64 (with + / and padding) of the ASCII signing input', () => {
