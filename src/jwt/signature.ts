@@ -48,30 +48,38 @@ const CURVE_ORDER: Partial<Record<JwsAlg, bigint>> = {
   ES512: 0x01fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffa51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb6fb71e91386409n,
 };
 
-function scalar(bytes: Buffer): bigint {
-  return bytes.length === 0 ? 0n : BigInt(`0x${bytes.toString('hex')}`);
-}
-
-/** n/2 of each curve as big-endian bytes of the scalar's length, so the check on the verify path is a byte compare. */
-const HALF_ORDER: Partial<Record<JwsAlg, Buffer>> = Object.fromEntries(Object.entries(CURVE_ORDER).map(([alg, order]) => {
+/** A curve's order and n/2 as big-endian bytes of the scalar's length: the checks below are byte operations. */
+const ORDER_BYTES: Partial<Record<JwsAlg, { order: Buffer; half: Buffer }>> = Object.fromEntries(Object.entries(CURVE_ORDER).map(([alg, order]) => {
   const bytes = TABLE[alg as JwsAlg]!.length! / 2;
-  return [alg, Buffer.from((order >> 1n).toString(16).padStart(bytes * 2, '0'), 'hex')];
+  const big = (n: bigint) => Buffer.from(n.toString(16).padStart(bytes * 2, '0'), 'hex');
+  return [alg, { order: big(order), half: big(order >> 1n) }];
 }));
 
 /** Whether `signature` (R||S) of an ECDSA alg has s > n/2. False for other algs. */
 export function isHighS(alg: JwsAlg, signature: Buffer): boolean {
-  const half = HALF_ORDER[alg];
+  const half = ORDER_BYTES[alg]?.half;
   if (half === undefined || signature.length !== half.length * 2) return false;
   return Buffer.compare(signature.subarray(half.length), half) > 0;
 }
 
-/** The low-S form of an ECDSA signature (R||S, fixed length): s replaced by n − s when s > n/2. Others unchanged. */
+/**
+ * The low-S form of an ECDSA signature (R||S, fixed length): s replaced by n − s when s > n/2. Others unchanged.
+ * The subtraction runs on the bytes (about half of Vault's signatures are high-S: this is on the sign path).
+ */
 export function lowS(alg: JwsAlg, signature: Buffer): Buffer {
-  const order = CURVE_ORDER[alg];
-  if (order === undefined || !isHighS(alg, signature)) return signature;
-  const half = signature.length / 2;
-  const s = (order - scalar(signature.subarray(half))).toString(16).padStart(half * 2, '0');
-  return Buffer.concat([signature.subarray(0, half), Buffer.from(s, 'hex')]);
+  const curve = ORDER_BYTES[alg];
+  if (curve === undefined || !isHighS(alg, signature)) return signature;
+  const { order } = curve;
+  const half = order.length;
+  const low = Buffer.allocUnsafe(signature.length);
+  signature.copy(low, 0, 0, half);
+  let borrow = 0;
+  for (let i = half - 1; i >= 0; i--) {
+    const digit = order[i]! - signature[half + i]! - borrow;
+    borrow = digit < 0 ? 1 : 0;
+    low[half + i] = digit & 0xff;
+  }
+  return low;
 }
 
 /** Whether `key` is a key `alg` may use (checked once, when a version's key is imported). */

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { constants, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { constants, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { test } from 'node:test';
 import { CompactSign } from 'jose';
 import type { JwsAlg } from '../../src/jwt/algorithms.ts';
@@ -115,3 +115,20 @@ test('RSA: a signature with its leading zero byte dropped (OpenSSL accepts it fo
   }
 });
 
+
+test('lowS: n − s computed on the bytes equals the big-integer result, borrows across every byte included', () => {
+  const orders = { ES256: 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n,
+    ES384: 0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973n,
+    ES512: 0x01fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffa51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb6fb71e91386409n };
+  for (const [alg, n] of Object.entries(orders) as Array<[JwsAlg, bigint]>) {
+    const half = { ES256: 32, ES384: 48, ES512: 66 }[alg as 'ES256']!;
+    const bytes = (v: bigint) => Buffer.from(v.toString(16).padStart(half * 2, '0'), 'hex');
+    const r = Buffer.alloc(half, 7);
+    // The largest s, the smallest high s, and random high ones.
+    const samples = [n - 1n, (n >> 1n) + 1n, ...Array.from({ length: 200 }, () => (n >> 1n) + 1n + BigInt(`0x${randomBytes(half).toString('hex')}`) % (n >> 1n))];
+    for (const s of samples) {
+      const low = lowS(alg, Buffer.concat([r, bytes(s)]));
+      assert.deepEqual(low, Buffer.concat([r, bytes(n - s)]), `${alg} s=${s.toString(16)}`);
+    }
+  }
+});
