@@ -78,6 +78,8 @@ export interface BatchingConfig {
   maxInFlight: number;
   /** Calls in flight per key version that may carry a batch that is not full. */
   partialInFlight: number;
+  /** Vault calls a caller's batch_input is spread over when it finds its key version idle. */
+  loneBatchCalls: number;
   maxBatchSize: number;
   /** Sign requests waiting per key version before new ones are refused with 503. */
   maxQueue: number;
@@ -101,6 +103,7 @@ export const DEFAULTS = {
   logLevel: 'info',
   maxInFlight: 16,
   partialInFlight: 1,
+  loneBatchCalls: 2,
   maxBatchSize: 64,
   maxQueue: 2048,
   maxPendingBytes: 16 * 1024 * 1024,
@@ -363,17 +366,22 @@ function positiveInteger(value: unknown, field: string, fallback: number, max: n
 
 function parseBatching(raw: unknown): BatchingConfig {
   const batching = object(raw, 'batching');
-  onlyKnown(batching, 'batching', ['enabled', 'max_in_flight', 'partial_in_flight', 'max_batch_size', 'max_queue', 'max_pending_bytes']);
+  onlyKnown(batching, 'batching', ['enabled', 'max_in_flight', 'partial_in_flight', 'lone_batch_calls', 'max_batch_size', 'max_queue', 'max_pending_bytes']);
   if (batching.enabled !== undefined && typeof batching.enabled !== 'boolean') throw new ConfigError('batching.enabled', 'must be true or false');
   const maxInFlight = positiveInteger(batching.max_in_flight, 'batching.max_in_flight', DEFAULTS.maxInFlight, 256);
   const partialInFlight = positiveInteger(batching.partial_in_flight, 'batching.partial_in_flight', Math.min(DEFAULTS.partialInFlight, maxInFlight), 256);
   if (partialInFlight > maxInFlight) {
     throw new ConfigError('batching.partial_in_flight', `must not exceed batching.max_in_flight (${maxInFlight}): it is the part of those calls that may carry a batch that is not full`);
   }
+  const loneBatchCalls = positiveInteger(batching.lone_batch_calls, 'batching.lone_batch_calls', Math.min(DEFAULTS.loneBatchCalls, maxInFlight), 256);
+  if (loneBatchCalls > maxInFlight) {
+    throw new ConfigError('batching.lone_batch_calls', `must not exceed batching.max_in_flight (${maxInFlight}): a spread batch's calls are among those`);
+  }
   return {
     enabled: batching.enabled !== false,
     maxInFlight,
     partialInFlight,
+    loneBatchCalls,
     maxBatchSize: positiveInteger(batching.max_batch_size, 'batching.max_batch_size', DEFAULTS.maxBatchSize, 1024),
     maxQueue: positiveInteger(batching.max_queue, 'batching.max_queue', DEFAULTS.maxQueue, 1_000_000),
     maxPendingBytes: positiveInteger(batching.max_pending_bytes, 'batching.max_pending_bytes', DEFAULTS.maxPendingBytes, 2 ** 40),

@@ -85,6 +85,7 @@ export function createServices(config: Config, log: Logger, options: ServiceOpti
       enabled: config.batching.enabled,
       maxInFlight: config.batching.maxInFlight,
       partialInFlight: config.batching.partialInFlight,
+      loneBatchCalls: config.batching.loneBatchCalls,
       maxBatchSize: config.batching.maxBatchSize,
       maxQueue: config.batching.maxQueue,
       maxPendingBytes: config.batching.maxPendingBytes,

@@ -132,8 +132,9 @@ export class Signer {
   async #signBatchOnce(name: string, policy: KeyPolicy, requests: readonly SignRequest[]): Promise<Array<SignResult | SignetError>> {
     const nowMs = Date.now();
     const view = this.#view(name, nowMs);
-    // Every item reaches the batcher synchronously, so together() queues the whole batch before a Vault call leaves.
-    return await Promise.all(this.#batcher.together(() => requests.map(async (request) => {
+    // Every item reaches the batcher synchronously, so together() sees the whole batch (and may send its first
+    // pieces while the rest are encoded).
+    return await Promise.all(this.#batcher.together(requests.length, () => requests.map(async (request) => {
       try {
         return await this.#signClaims(name, view, policy, request, nowMs);
       } catch (error) {

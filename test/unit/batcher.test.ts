@@ -22,7 +22,9 @@ function fakeVault() {
     const { promise, resolve, reject } = Promise.withResolvers<ItemResult[]>();
     const settle = async (fn: () => void): Promise<void> => {
       fn();
-      // Let the batcher's continuations (resolve waiters, pump the next batch) run.
+      // Let the batcher's continuations run: it pumps the next batch, then settles the waiters (in a setImmediate
+      // of its own when a call left: behind that call's write).
+      await tick();
       await tick();
     };
     calls.push({
@@ -456,10 +458,10 @@ describe('SignBatcher: lanes and shared bounds (hardening)', () => {
 });
 
 describe('SignBatcher: a caller batch', () => {
-  test('signs started inside together() leave together: one call of 62, not 1 + 1 + 60', async () => {
+  test('signs started inside together() leave together: one call of 62 (lone_batch_calls 1), not 1 + 1 + 60', async () => {
     const vault = fakeVault();
-    const batcher = new SignBatcher(options(), vault.send);
-    const results = batcher.together(() => Array.from({ length: 62 }, (_, i) => batcher.sign(lane(), `i${i}`)));
+    const batcher = new SignBatcher(options({ loneBatchCalls: 1 }), vault.send);
+    const results = batcher.together(62, () => Array.from({ length: 62 }, (_, i) => batcher.sign(lane(), `i${i}`)));
     assert.equal(vault.calls.length, 1);
     assert.equal(vault.calls[0]!.inputs.length, 62);
     await vault.calls[0]!.ok();
@@ -472,13 +474,89 @@ describe('SignBatcher: a caller batch', () => {
     await vault.calls[2]!.ok();
     assert.equal((await Promise.all(alone)).length, 62);
   });
+
+  test('a lone caller batch (its key version idle) is spread over lone_batch_calls calls at once, in order', async () => {
+    const vault = fakeVault();
+    const observed: number[] = [];
+    const batcher = new SignBatcher(options(), vault.send, (_key, size) => observed.push(size));
+    let callsWhileQueueing = -1;
+    const results = batcher.together(63, () => Array.from({ length: 63 }, (_, i) => {
+      if (i === 40) callsWhileQueueing = vault.calls.length;
+      return batcher.sign(lane(), `i${i}`);
+    }));
+    assert.equal(callsWhileQueueing, 1, 'the first piece left as soon as it was queued, while the rest were encoded');
+    assert.deepEqual(vault.calls.map((c) => c.inputs.length), [32, 31], 'two calls leave in the same turn');
+    assert.deepEqual(vault.calls.flatMap((c) => c.inputs), Array.from({ length: 63 }, (_, i) => `i${i}`));
+    assert.deepEqual(observed, [32, 31]);
+    // The second answer first: each caller still gets its own item.
+    await vault.calls[1]!.ok();
+    await vault.calls[0]!.ok();
+    assert.deepEqual(await Promise.all(results), Array.from({ length: 63 }, (_, i) => `vault:v1:sig(i${i})`));
+    assert.equal(batcher.inFlight('k'), 0);
+    // Items the claims policy refused never reach the batcher: what arrived leaves, in one call if that is all.
+    const fewer = batcher.together(64, () => Array.from({ length: 20 }, (_, i) => batcher.sign(lane(), `f${i}`)));
+    assert.deepEqual(vault.calls.slice(2).map((c) => c.inputs.length), [20]);
+    await vault.calls[2]!.ok();
+    assert.equal((await Promise.all(fewer)).length, 20);
+  });
+
+  test('a caller batch that finds a call out, or more than one batch, or too little work leaves whole', async () => {
+    const vault = fakeVault();
+    const batcher = new SignBatcher(options(), vault.send);
+    fire(batcher.sign(lane(), 'first'));
+    const behind = batcher.together(40, () => Array.from({ length: 40 }, (_, i) => batcher.sign(lane(), `b${i}`)));
+    assert.deepEqual(vault.calls.map((c) => c.inputs.length), [1], 'behind a call out, the batch gathers as before');
+    await vault.calls[0]!.ok();
+    assert.deepEqual(vault.calls.map((c) => c.inputs.length), [1, 40], 'then leaves whole');
+    await vault.calls[1]!.ok();
+    await Promise.all(behind);
+    // 10 ES256 items are about 0.5 ms of Vault work: not worth a second call.
+    const small = batcher.together(10, () => Array.from({ length: 10 }, (_, i) => batcher.sign(lane(), `s${i}`)));
+    assert.deepEqual(vault.calls.slice(2).map((c) => c.inputs.length), [10]);
+    await vault.calls[2]!.ok();
+    await Promise.all(small);
+    // Two full batches at once: full batches, as under load.
+    const two = batcher.together(128, () => Array.from({ length: 128 }, (_, i) => batcher.sign(lane(), `t${i}`)));
+    assert.deepEqual(vault.calls.slice(3).map((c) => c.inputs.length), [64, 64]);
+    for (let n = 3; n < vault.calls.length; n++) await vault.calls[n]!.ok();
+    assert.equal((await Promise.all(two)).length, 128);
+  });
+
+  test('RSA-2048: a lone batch of 16 (24 ms of Vault work) leaves as two calls of 8; one sign stays one call', async () => {
+    const vault = fakeVault();
+    const batcher = new SignBatcher(options(), vault.send);
+    const results = batcher.together(16, () => Array.from({ length: 16 }, (_, i) => batcher.sign(lane('rsa-2048'), `r${i}`)));
+    assert.deepEqual(vault.calls.map((c) => c.inputs.length), [8, 8]);
+    await Promise.all(vault.calls.map((c) => c.ok()));
+    assert.equal((await Promise.all(results)).length, 16);
+    const one = batcher.together(1, () => [batcher.sign(lane('rsa-2048'), 'alone')]);
+    assert.deepEqual(vault.calls.slice(2).map((c) => c.inputs.length), [1]);
+    await vault.calls[2]!.ok();
+    await Promise.all(one);
+  });
 });
 
 describe('SignBatcher: full batches waiting', () => {
+  test('a call that ends frees its slot and sends the next batch before its own waiters settle', async () => {
+    const vault = fakeVault();
+    const batcher = new SignBatcher(options({ maxInFlight: 1 }), vault.send);
+    const first = batcher.together(64, () => Array.from({ length: 64 }, (_, i) => batcher.sign(lane(), `a${i}`)));
+    const second = batcher.together(64, () => Array.from({ length: 64 }, (_, i) => batcher.sign(lane(), `b${i}`)));
+    assert.deepEqual(vault.calls.map((c) => c.inputs.length), [64], 'one call at a time (max_in_flight 1: not spread either)');
+    let callsWhenSettled = 0;
+    void first[0]!.then(() => { callsWhenSettled = vault.calls.length; });
+    await vault.calls[0]!.ok();
+    await Promise.all(first);
+    // Settling a batch's waiters builds its tokens and answers (milliseconds at 64): Vault must not idle meanwhile.
+    assert.equal(callsWhenSettled, 2, 'the next batch had left when the first answer reached its callers');
+    await vault.calls[1]!.ok();
+    assert.equal((await Promise.all(second)).length, 64);
+  });
+
   test('full batches leave at once up to the adaptive limit (2 at first), which grows while Vault answers at its pace', async () => {
     const vault = fakeVault();
     const batcher = new SignBatcher(options(), vault.send);
-    const results = batcher.together(() => Array.from({ length: 64 * 8 }, (_, i) => batcher.sign(lane(), `i${i}`)));
+    const results = batcher.together(64 * 8, () => Array.from({ length: 64 * 8 }, (_, i) => batcher.sign(lane(), `i${i}`)));
     assert.deepEqual(vault.calls.map((c) => c.inputs.length), [64, 64], 'two full batches before Vault\'s pace is known');
     // The first answer sets the baseline; a round trip at the baseline means Vault has room: one more call.
     await vault.calls[0]!.ok();
@@ -492,7 +570,7 @@ describe('SignBatcher: full batches waiting', () => {
   test('max_in_flight is a hard ceiling, whatever Vault\'s pace', async () => {
     const vault = fakeVault();
     const batcher = new SignBatcher(options({ maxInFlight: 2 }), vault.send);
-    const results = batcher.together(() => Array.from({ length: 64 * 6 }, (_, i) => batcher.sign(lane(), `i${i}`)));
+    const results = batcher.together(64 * 6, () => Array.from({ length: 64 * 6 }, (_, i) => batcher.sign(lane(), `i${i}`)));
     let most = 0;
     for (let n = 0; n < vault.calls.length; n++) {
       most = Math.max(most, batcher.inFlight('k'));
@@ -508,7 +586,7 @@ describe('SignBatcher: full batches waiting', () => {
     fire(batcher.sign(lane(), 'first'));
     const few = Array.from({ length: 10 }, (_, i) => batcher.sign(lane(), `p${i}`));
     assert.deepEqual(vault.calls.map((c) => c.inputs.length), [1], 'ten waiting: not a full batch, they gather');
-    const many = batcher.together(() => Array.from({ length: 54 }, (_, i) => batcher.sign(lane(), `f${i}`)));
+    const many = batcher.together(54, () => Array.from({ length: 54 }, (_, i) => batcher.sign(lane(), `f${i}`)));
     assert.deepEqual(vault.calls.map((c) => c.inputs.length), [1, 64], 'the queue reached a full batch: it left at once');
     await vault.calls[0]!.ok();
     await vault.calls[1]!.ok();
@@ -518,7 +596,7 @@ describe('SignBatcher: full batches waiting', () => {
   test('RSA-4096 (2 items per batch, Vault-bound): full batches leave two at a time, however fast Vault answers', async () => {
     const vault = fakeVault();
     const rsa = new SignBatcher(options(), vault.send);
-    const results = rsa.together(() => Array.from({ length: 20 }, (_, i) => rsa.sign(lane('rsa-4096'), `r${i}`)));
+    const results = rsa.together(20, () => Array.from({ length: 20 }, (_, i) => rsa.sign(lane('rsa-4096'), `r${i}`)));
     assert.deepEqual(vault.calls.map((c) => c.inputs.length), [2, 2]);
     let most = 0;
     for (let n = 0; n < vault.calls.length; n++) {
