@@ -37,13 +37,14 @@ export function cpuSeconds(pid: number): number {
   }
 }
 
-/** CPU time all processes used (user, nice, system, irq, softirq; from /proc/stat), seconds. */
+/** CPU time all processes used, and the hypervisor took for other guests (user, nice, system, irq, softirq, steal; from /proc/stat), seconds. */
 export function machineBusySeconds(): number {
   cpuSeconds(process.pid); // sets clockTicks
   try {
     const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-    const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0] = fields;
-    return (user + nice + system + irq + softirq) / clockTicks!;
+    // steal: time the hypervisor ran another guest while this one had work (a noisy neighbour slows every figure).
+    const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = fields;
+    return (user + nice + system + irq + softirq + steal) / clockTicks!;
   } catch {
     return 0;
   }
