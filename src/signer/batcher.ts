@@ -205,8 +205,11 @@ export class SignBatcher {
     return this.#fullLimits.get(name)?.value ?? Math.min(DEFAULT_IN_FLIGHT_LIMIT.floor, this.#options.maxInFlight);
   }
 
-  /** Signs one input (standard base64); resolves with Vault's `vault:vN:...` signature. */
-  sign(key: LaneKey, input: string): Promise<string> {
+  /**
+   * Signs one input (standard base64); resolves with Vault's `vault:vN:...` signature. `heldBytes`: what the sign
+   * holds while pending, counted against max_pending_bytes: its signing input, which a digest input does not show.
+   */
+  sign(key: LaneKey, input: string, heldBytes = input.length): Promise<string> {
     const id = `${key.name}\0${key.version}`;
     let lane = this.#lanes.get(id);
     if (!lane) {
@@ -214,7 +217,7 @@ export class SignBatcher {
       this.#lanes.set(id, lane);
     }
     const idle = lane.inFlight === 0 && lane.queue.length === 0;
-    const promise = this.#enqueue(lane, input);
+    const promise = this.#enqueue(lane, input, heldBytes);
     if (!this.#held) {
       this.#release(lane);
       return promise;
@@ -267,7 +270,7 @@ export class SignBatcher {
     if (lane.queue.length > 0 && !lane.sweeper) this.#startSweeper(lane);
   }
 
-  #enqueue(lane: Lane, input: string): Promise<string> {
+  #enqueue(lane: Lane, input: string, bytes: number): Promise<string> {
     const { key } = lane;
     if (lane.queue.length >= this.#options.maxQueue) {
       return Promise.reject(overloaded(`the sign queue of key "${key.name}" is full (${this.#options.maxQueue} waiting, batching.max_queue)`));
@@ -283,7 +286,6 @@ export class SignBatcher {
         return Promise.reject(overloaded(`${lane.queue.length} signs of key "${key.name}" are waiting and Vault takes about ${Math.round(expected)} ms per call: this one could not be answered within sign_timeout`));
       }
     }
-    const bytes = input.length;
     if (this.#pendingBytes + bytes > this.#options.maxPendingBytes) {
       return Promise.reject(overloaded(`${Math.round(this.#pendingBytes / 1024)} KiB of signs are pending (batching.max_pending_bytes)`));
     }

@@ -172,9 +172,12 @@ export class Signer {
       if (this.#headers.size > 1024) this.#headers.clear();
       this.#headers.set(headerId, header);
     }
+    const signingInput = `${header}.${payload}`;
+    // The pending sign holds its signing input (and the claims behind it) even when Vault gets only its digest.
     const vaultSignature = await this.#batcher.sign(
       { name, version: signing.version, keyType: view.type, spec: view.spec },
-      transitSignInput(`${header}.${payload}`, view.spec),
+      transitSignInput(signingInput, view.spec),
+      signingInput.length,
     );
     let signature = jwsSignatureFromVault(vaultSignature, signing.version);
     // One spelling per token: ECDSA signatures go out in their low-S form (/v1/verify refuses the other). About
