@@ -10,6 +10,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { algSpec, type JwsAlg } from '../../src/jwt/algorithms.ts';
+import { transitSignInput } from '../../src/vault/wire.ts';
 import { eventually, startSignet, type TestSignet } from '../harness/signet.ts';
 import { startVault, type TestVault } from '../harness/vault.ts';
 
@@ -81,7 +83,8 @@ describe('secrets never reach logs, /metrics or /v1/keys', () => {
       assert.equal(signed.status, 200, JSON.stringify(signed.body));
       const token = signed.body.token as string;
       issued.push(token);
-      transitInputs.push(Buffer.from(token.split('.').slice(0, 2).join('.'), 'ascii').toString('base64'));
+      // What Signet sent Vault for this token: the signing input, or its digest (ECDSA, RSA).
+      transitInputs.push(transitSignInput(token.split('.').slice(0, 2).join('.'), algSpec(key.alg as JwsAlg)));
       assert.equal((await signet.post('/v1/verify', { token, audience: 'api' }, auth)).status, 200);
       assert.equal((await signet.post('/v1/verify', { token, audience: 'aud-SECRET-0000' }, auth)).status, 401);
       const [h, p, s] = token.split('.') as [string, string, string];
