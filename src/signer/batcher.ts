@@ -426,7 +426,7 @@ export class SignBatcher {
         const previous = this.#latencyMs.get(lane.key.name);
         this.#latencyMs.set(lane.key.name, previous === undefined ? took : previous * 0.8 + took * 0.2);
         if (full && this.#options.enabled) this.#limiter(lane.key).observe(started, took, answeredAt);
-        this.#finish(lane, full, timer, () => batch.forEach((w, i) => {
+        this.#finish(lane, batch, full, timer, () => batch.forEach((w, i) => {
           const result = results[i];
           // Every waiter settles, even if the answer is short: a missing item must not wait forever.
           if (!result) w.reject(new VaultItemMissingError('Vault answered the batch without a result for this item'));
@@ -436,7 +436,7 @@ export class SignBatcher {
       },
       (error: Error) => {
         lane.lastCallFailed = true;
-        this.#finish(lane, full, timer, () => batch.forEach((w) => w.reject(error)));
+        this.#finish(lane, batch, full, timer, () => batch.forEach((w) => w.reject(error)));
       },
     );
   }
@@ -448,15 +448,23 @@ export class SignBatcher {
    * call left, the waiters settle in a later setImmediate, behind that write, and Vault signs the next batch while
    * Signet turns this one into tokens. With nothing sent they settle at once.
    */
-  #finish(lane: Lane, full: boolean, timer: { handle?: NodeJS.Timeout }, settle: () => void): void {
+  #finish(lane: Lane, batch: Waiting[], full: boolean, timer: { handle?: NodeJS.Timeout }, settle: () => void): void {
     clearTimeout(timer.handle);
     lane.inFlight--;
     if (!full) lane.partialInFlight--;
     const before = lane.inFlight;
     if (lane.queue.length > 0) this.#pump(lane);
     else this.#retire(lane);
-    if (lane.inFlight > before) setImmediate(settle);
-    else settle();
+    // Every waiter settles, whatever happens while settling (outside a promise chain a throw would end the process).
+    const settleAll = () => {
+      try {
+        settle();
+      } catch (error) {
+        for (const w of batch) w.reject(error instanceof Error ? error : new Error(String(error)));
+      }
+    };
+    if (lane.inFlight > before) setImmediate(settleAll);
+    else settleAll();
   }
 
   /** Answers each in-flight waiter at its own deadline with a 503, earliest first, without touching the call. */
