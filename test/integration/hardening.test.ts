@@ -142,6 +142,9 @@ describe('overload is not an outage (RSA-4096, sign_timeout 1 s)', () => {
     const readiness: number[] = [];
     const circuit: string[] = [];
     const limits: number[] = [];
+    // Whether Signet had a call at Vault, every 50 ms: what "Vault is kept busy" means, whatever CPU it gets.
+    const busy: boolean[] = [];
+    const sampler = setInterval(() => busy.push(signet.app.services.batcher.inFlight('app') > 0), 50);
     const started = Date.now();
     while (Date.now() - started < ms) {
       await sleep(250);
@@ -149,9 +152,11 @@ describe('overload is not an outage (RSA-4096, sign_timeout 1 s)', () => {
       circuit.push(signet.app.services.http.breaker.state);
       limits.push(signet.app.services.batcher.callLimit('app'));
     }
+    clearInterval(sampler);
     const outcomes = await load.stop();
     const seconds = load.elapsed() / 1000;
-    return { outcomes, readiness, circuit, limits, goodput: outcomes.filter((o) => o.status === 200).length / seconds };
+    const occupancy = busy.filter(Boolean).length / Math.max(1, busy.length);
+    return { outcomes, readiness, circuit, limits, occupancy, goodput: outcomes.filter((o) => o.status === 200).length / seconds };
   }
 
   test('640 clients against a healthy Vault: the circuit stays closed, readiness stays true, refusals say Signet is overloaded, goodput holds', async () => {
@@ -159,7 +164,8 @@ describe('overload is not an outage (RSA-4096, sign_timeout 1 s)', () => {
     const heavy = await phase(640, 5000);
     const refused = heavy.outcomes.filter((o) => o.status !== 200);
     process.stderr.write(`overload: goodput 32 clients ${moderate.goodput.toFixed(0)}/s, 640 clients ${heavy.goodput.toFixed(0)}/s `
-      + `(${(heavy.goodput / moderate.goodput).toFixed(2)}); refused ${refused.length} of ${heavy.outcomes.length}; calls limit at 640 clients ${Math.min(...heavy.limits)}-${Math.max(...heavy.limits)}` + '\n');
+      + `(${(heavy.goodput / moderate.goodput).toFixed(2)}); refused ${refused.length} of ${heavy.outcomes.length}; calls limit at 640 clients ${Math.min(...heavy.limits)}-${Math.max(...heavy.limits)}; `
+      + `a call at Vault ${(100 * heavy.occupancy).toFixed(0)} % of the time` + '\n');
     assert.deepEqual(badFailures(heavy.outcomes), []);
     // A sign sent with enough time left can still outlive its deadline when Vault slows down (another test runs
     // beside this one on CI's 2 cores): that 503 rightly says Vault did not answer in time. The rest name Signet.
@@ -169,10 +175,13 @@ describe('overload is not an outage (RSA-4096, sign_timeout 1 s)', () => {
     assert.deepEqual([...new Set(heavy.circuit)], ['closed'], 'the circuit never opened');
     assert.deepEqual([...new Set(heavy.readiness)], [200], 'readiness never failed');
     assert.equal(signet.logs.filter((l) => l.includes('"event":"circuit"')).length, 0);
-    // Vault is kept busy: goodput under 20x the clients holds up (0.63x measured beside another test on 2 cores,
-    // the 640 clients in this process); before the fix the circuit opened instead and Vault sat idle. The bound
-    // leaves room for CI running a second test file beside this one.
-    assert.ok(heavy.goodput >= 0.4 * moderate.goodput, `goodput at 640 clients (${heavy.goodput.toFixed(0)}/s) at least 0.4 of that at 32 (${moderate.goodput.toFixed(0)}/s)`);
+    // Vault is kept busy: under 20x the clients Signet has a call at Vault nearly all the time (before the fix the
+    // circuit opened instead and Vault sat idle). Measured as occupancy, not as goodput against the 32-client
+    // phase: CI runs another test file beside this one, and when that is the 3-node Raft test the CPU left to this
+    // Vault differs between the two phases (goodput ratios 0.36-0.96 were measured, alone 0.81-0.96).
+    assert.ok(heavy.occupancy >= 0.9, `a call was at Vault ${(100 * heavy.occupancy).toFixed(0)} % of the time at 640 clients (at least 90 %)`);
+    // And signing does not collapse: what Vault signs still reaches callers in time.
+    assert.ok(heavy.goodput >= 0.2 * moderate.goodput, `goodput at 640 clients (${heavy.goodput.toFixed(0)}/s) at least 0.2 of that at 32 (${moderate.goodput.toFixed(0)}/s)`);
   });
 });
 
