@@ -115,6 +115,48 @@ describe('sign retry against a real Vault behind a connection-resetting proxy', 
     assert.equal(next.status, 200, JSON.stringify(next.body));
   });
 
+  test('a lone batch_input of 64 leaves as two calls of 32; one dropped by the network is retried: 64 tokens that verify', async () => {
+    const before = await snapshot();
+    proxy.resetNext(SIGN_CALL, 1);
+    const items = Array.from({ length: 64 }, (_, i) => ({ claims: { sub: `item-${i}` } }));
+    const answer = await postSign(signet, '/v1/sign/app', { batch_input: items });
+    assert.equal(answer.status, 200, JSON.stringify(answer.body));
+    const results = answer.body.batch_results as Array<{ token?: string; error?: string }>;
+    assert.equal(results.length, 64);
+    assert.ok(results.every((r) => typeof r.token === 'string'), JSON.stringify(results.find((r) => !r.token)));
+    const now = await snapshot();
+    assert.equal(now.batches - before.batches, 2, 'spread: two calls (the key was idle)');
+    assert.equal(now.onWire - before.onWire, 3, 'two calls and one second try on the wire');
+    assert.equal(now.retries - before.retries, 1);
+    const verified = await Promise.all(results.map((r) => signet.post('/v1/verify', { token: r.token })));
+    assert.deepEqual(verified.map((v) => v.body.claims?.sub), items.map((i) => i.claims.sub), 'each item its own token, in order');
+  });
+
+  test('32 callers\' batch_input of 64 at once, one Vault call dropped: every item of every answer is a token that verifies', async () => {
+    const before = await snapshot();
+    const resetsBefore = proxy.resets();
+    proxy.resetNext(SIGN_CALL, 1);
+    const answers = await Promise.all(Array.from({ length: 32 }, (_, c) => postSign(signet, '/v1/sign/app', {
+      batch_input: Array.from({ length: 64 }, (_, i) => ({ claims: { sub: `c${c}-i${i}` } })),
+    })));
+    const tokens: string[] = [];
+    for (const [c, answer] of answers.entries()) {
+      assert.equal(answer.status, 200, JSON.stringify(answer.body).slice(0, 500));
+      const results = answer.body.batch_results as Array<{ token?: string; error?: string }>;
+      assert.ok(results.length === 64 && results.every((r) => r.token), `caller ${c}: ${JSON.stringify(results.find((r) => !r.token))}`);
+      tokens.push(...results.map((r) => r.token!));
+    }
+    assert.equal(proxy.resets() - resetsBefore, 1, 'the proxy dropped one call');
+    const now = await snapshot();
+    assert.equal(now.retries - before.retries, 1, 'one retry');
+    assert.equal(now.onWire - before.onWire, now.batches - before.batches + 1, 'every call once, the dropped one twice');
+    // Every token verifies and carries the claims of its own item (a sample of 256 of the 2048).
+    const sample = tokens.filter((_, i) => i % 8 === 0);
+    const verified = await Promise.all(sample.map((token) => signet.post('/v1/verify', { token })));
+    for (const v of verified) assert.equal(v.status, 200, JSON.stringify(v.body));
+    assert.deepEqual(verified.map((v) => v.body.claims.sub), Array.from({ length: 2048 }, (_, i) => `c${Math.floor(i / 64)}-i${i % 64}`).filter((_, i) => i % 8 === 0));
+  });
+
   test('a refusal by Vault (403 to a valid token: the policy lacks the key) is not retried', async () => {
     const before = await snapshot('locked', LOCKED_CALL);
     const answer = await postSign(signet, '/v1/sign/locked', { claims: {} });
