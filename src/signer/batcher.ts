@@ -13,6 +13,7 @@ import { SignetError, VaultItemMissingError, VaultItemRefusedError, VaultUnavail
 import type { AlgSpec } from '../jwt/algorithms.ts';
 import type { ItemResult } from '../vault/transit.ts';
 import { DEFAULT_IN_FLIGHT_LIMIT, InFlightLimit } from './in-flight.ts';
+import { SpreadChoice } from './spread.ts';
 
 export interface BatcherOptions {
   enabled: boolean;
@@ -24,12 +25,14 @@ export interface BatcherOptions {
    */
   partialInFlight: number;
   /**
-   * Vault calls a lone batch is spread over: a caller's batch_input (see together()) that finds its lane idle and
-   * fits one batch leaves as up to this many calls of at least MIN_PIECE_MS of Vault work each, each sent as soon as
-   * it is queued. Vault signs a batch's items one after another on one core; spread, an idle Vault signs it on that
-   * many cores, starts before Signet has encoded the last claim set, and Signet turns the first answer into tokens
-   * while Vault signs the rest. Costs Vault one call's overhead per extra call (about 0.4 ms of CPU), only while the
-   * lane is otherwise idle; signs that gathered behind a call always leave whole. 1: a batch leaves whole.
+   * Vault calls a lone batch may be spread over: a caller's batch_input (see together()) that finds its lane idle
+   * and fits one batch leaves as up to this many calls of at least MIN_PIECE_MS of Vault work each, each sent as
+   * soon as it is queued. Vault signs a batch's items one after another on one core; spread, an idle Vault signs it
+   * on that many cores, starts before Signet has encoded the last claim set, and Signet turns the first answer into
+   * tokens while Vault signs the rest. Costs Vault one call's overhead per extra call (about 0.4 ms of CPU), only
+   * while the lane is otherwise idle; signs that gathered behind a call always leave whole. Whether a key's lone
+   * batches are spread follows what spreading bought lately (SpreadChoice): a one-core Vault gets them whole.
+   * 1: a batch always leaves whole.
    */
   loneBatchCalls: number;
   /** Items per batch call. */
@@ -106,14 +109,23 @@ interface Waiting {
 }
 
 /**
- * A lane's signs inside together(). A lone batch (the lane idle when its first sign arrived, all of it one batch)
- * leaves in `pieces` calls of `pieceSize`, each as soon as it is queued; anything else leaves when together() ends.
+ * A lane's signs inside together(). A lone batch (the lane idle when its first sign arrived, all of it one batch,
+ * enough Vault work to spread) leaves in `piecesLeft` calls of `pieceSize` when spread, each as soon as it is
+ * queued, or whole when together() ends; its round trip is recorded for the key's SpreadChoice. Anything else
+ * leaves the usual way when together() ends.
  */
 interface HeldLane {
+  lone: boolean;
   spread: boolean;
   pieceSize: number;
   /** Pieces not yet sent (the last one leaves when together() ends). */
   piecesLeft: number;
+  /** The lone batch's calls so far, their items, those answered, and when the first left (performance.now()). */
+  calls: number;
+  items: number;
+  answered: number;
+  failed: boolean;
+  started: number;
 }
 
 interface Lane {
@@ -167,6 +179,8 @@ export class SignBatcher {
   readonly #latencyMs = new Map<string, number>();
   /** Full batches each key may have at Vault at once, adapted to Vault's latency (batching on only). */
   readonly #fullLimits = new Map<string, InFlightLimit>();
+  /** Per key: whether spreading its lone batches has been faster than sending them whole. */
+  readonly #spreadChoices = new Map<string, SpreadChoice>();
   #pendingBytes = 0;
   /** Lanes whose signs are being queued together (see together()), each with its plan; undefined otherwise. */
   #held: Map<Lane, HeldLane> | undefined;
@@ -230,7 +244,7 @@ export class SignBatcher {
     if (held.piecesLeft > 1 && lane.queue.length >= held.pieceSize) {
       // A piece of a lone batch is complete: it leaves now (the connection writes it at once), and Vault signs it
       // while the caller's remaining claims are still being encoded.
-      this.#dispatch(lane, lane.queue.splice(0, held.pieceSize), false, performance.now());
+      this.#dispatchLone(lane, held, lane.queue.splice(0, held.pieceSize));
       held.piecesLeft--;
     }
     return promise;
@@ -239,7 +253,7 @@ export class SignBatcher {
   /**
    * Runs `fn`, which starts `items` signs synchronously (a caller's batch_input), and queues them together: they
    * leave in as few Vault calls as the batch limit allows, not one call per free slot first. A lone batch (its
-   * key version idle, all of it one batch) is spread instead: see loneBatchCalls.
+   * key version idle, all of it one batch) may be spread instead: see loneBatchCalls and SpreadChoice.
    */
   together<T>(items: number, fn: () => T): T {
     if (this.#held) return fn();
@@ -251,18 +265,49 @@ export class SignBatcher {
     } finally {
       this.#held = undefined;
       for (const [lane, plan] of held) {
-        // The last piece of a spread batch leaves as it is; anything else the usual way.
-        if (plan.spread && lane.queue.length > 0) this.#dispatch(lane, lane.queue.splice(0), false, performance.now());
+        // A lone batch (its last piece, or all of it) leaves as it is, timed; anything else the usual way.
+        if (plan.lone && lane.queue.length > 0) this.#dispatchLone(lane, plan, lane.queue.splice(0));
         this.#release(lane);
       }
     }
   }
 
-  /** How a lane's signs inside together() leave: spread when the lane was idle and the whole batch fits one call. */
+  /**
+   * How a lane's signs inside together() leave: a lone batch when the lane was idle and the batch fits one call
+   * and is worth spreading; spread when its key's SpreadChoice says so.
+   */
   #plan(lane: Lane, idle: boolean): HeldLane {
     const items = this.#heldItems;
     const pieces = idle && items <= this.#batchLimit(lane.key) ? this.#piecesOf(lane.key, items) : 1;
-    return { spread: pieces > 1, pieceSize: Math.ceil(items / pieces), piecesLeft: pieces };
+    const lone = pieces > 1;
+    let spread = false;
+    if (lone) {
+      let choice = this.#spreadChoices.get(lane.key.name);
+      if (!choice) {
+        choice = new SpreadChoice();
+        this.#spreadChoices.set(lane.key.name, choice);
+      }
+      spread = choice.next();
+    }
+    return {
+      lone, spread, pieceSize: spread ? Math.ceil(items / pieces) : items, piecesLeft: spread ? pieces : 1,
+      calls: 0, items: 0, answered: 0, failed: false, started: 0,
+    };
+  }
+
+  /** Sends a call of a lone batch; when the batch's last call is answered, its round trip per item is recorded. */
+  #dispatchLone(lane: Lane, plan: HeldLane, batch: Waiting[]): void {
+    const now = performance.now();
+    if (plan.calls === 0) plan.started = now;
+    plan.calls++;
+    plan.items += batch.length;
+    this.#dispatch(lane, batch, batch.length >= this.#batchLimit(lane.key), now, (answeredAt) => {
+      // Every call of the batch has left by now: they all leave before together() returns, answers come later.
+      if (answeredAt === undefined) plan.failed = true;
+      if (++plan.answered === plan.calls && !plan.failed) {
+        this.#spreadChoices.get(lane.key.name)?.record(plan.spread, (answeredAt! - plan.started) / plan.items);
+      }
+    });
   }
 
   #release(lane: Lane): void {
@@ -408,8 +453,11 @@ export class SignBatcher {
     return Math.max(1, Math.min(calls, Math.floor((items * itemCostMs(key.keyType)) / MIN_PIECE_MS)));
   }
 
-  /** Sends one Vault call for `batch` and settles its waiters with the answer. */
-  #dispatch(lane: Lane, batch: Waiting[], full: boolean, now: number): void {
+  /**
+   * Sends one Vault call for `batch` and settles its waiters with the answer. `ended`: told when the call ends,
+   * with the time of Vault's answer, or undefined when it failed.
+   */
+  #dispatch(lane: Lane, batch: Waiting[], full: boolean, now: number, ended?: (answeredAt: number | undefined) => void): void {
     lane.inFlight++;
     if (!full) lane.partialInFlight++;
     this.#observe(lane.key.name, batch.length);
@@ -426,6 +474,7 @@ export class SignBatcher {
         const previous = this.#latencyMs.get(lane.key.name);
         this.#latencyMs.set(lane.key.name, previous === undefined ? took : previous * 0.8 + took * 0.2);
         if (full && this.#options.enabled) this.#limiter(lane.key).observe(started, took, answeredAt);
+        ended?.(answeredAt);
         this.#finish(lane, batch, full, timer, () => batch.forEach((w, i) => {
           const result = results[i];
           // Every waiter settles, even if the answer is short: a missing item must not wait forever.
@@ -436,6 +485,7 @@ export class SignBatcher {
       },
       (error: Error) => {
         lane.lastCallFailed = true;
+        ended?.(undefined);
         this.#finish(lane, batch, full, timer, () => batch.forEach((w) => w.reject(error)));
       },
     );

@@ -536,6 +536,52 @@ describe('SignBatcher: a caller batch', () => {
   });
 });
 
+/**
+ * A Vault with `cores` cores that takes 15 ms per call plus 0.4 ms per item, each call on one core: with one core the
+ * pieces of a spread batch wait for each other, with two they are signed side by side.
+ */
+function timedVault(cores: number) {
+  const calls: number[] = [];
+  let busy = 0;
+  const waiting: Array<() => void> = [];
+  const send = async (_lane: LaneKey, inputs: string[]): Promise<ItemResult[]> => {
+    calls.push(inputs.length);
+    if (busy >= cores) await new Promise<void>((r) => waiting.push(r));
+    busy++;
+    await new Promise((r) => setTimeout(r, 15 + 0.4 * inputs.length));
+    busy--;
+    waiting.shift()?.();
+    return inputs.map((input) => ({ signature: `vault:v1:sig(${input})` }));
+  };
+  return { calls, send };
+}
+
+describe('SignBatcher: spreading a lone batch only where it is faster', () => {
+  async function loneBatches(cores: number, count: number): Promise<number[]> {
+    const vault = timedVault(cores);
+    const batcher = new SignBatcher(options(), vault.send);
+    const callsPerBatch: number[] = [];
+    for (let n = 0; n < count; n++) {
+      const before = vault.calls.length;
+      await Promise.all(batcher.together(64, () => Array.from({ length: 64 }, (_, i) => batcher.sign(lane(), `b${n}-${i}`))));
+      callsPerBatch.push(vault.calls.length - before);
+    }
+    return callsPerBatch;
+  }
+
+  test('a Vault with one core: after one try each way, lone batches leave whole (spread again only to re-check)', async () => {
+    const calls = await loneBatches(1, 20);
+    assert.deepEqual(calls.slice(0, 2), [2, 1], 'one spread, one whole');
+    assert.deepEqual(calls.slice(2), calls.slice(2).map((_, i) => ((i + 3) % 16 === 0 ? 2 : 1)), `whole from then on: ${calls.join(' ')}`);
+  });
+
+  test('a Vault with two cores: lone batches are spread', async () => {
+    const calls = await loneBatches(2, 20);
+    assert.deepEqual(calls.slice(0, 2), [2, 1]);
+    assert.deepEqual(calls.slice(2), calls.slice(2).map((_, i) => ((i + 3) % 16 === 0 ? 1 : 2)), `spread from then on: ${calls.join(' ')}`);
+  });
+});
+
 describe('SignBatcher: full batches waiting', () => {
   test('a call that ends frees its slot and sends the next batch before its own waiters settle', async () => {
     const vault = fakeVault();
