@@ -120,7 +120,7 @@ interface HeldLane {
   pieceSize: number;
   /** Pieces not yet sent (the last one leaves when together() ends). */
   piecesLeft: number;
-  /** The lone batch's calls so far, their items, those answered, and when the first left (performance.now()). */
+  /** The lone batch's calls so far, their items, those answered, and when its first sign arrived (performance.now()). */
   calls: number;
   items: number;
   answered: number;
@@ -289,16 +289,17 @@ export class SignBatcher {
       }
       spread = choice.next();
     }
+    // Timed from the batch's first sign, before any is encoded: a whole batch leaves only once all are, a spread
+    // one while the rest are encoded, and that head start is part of what spreading buys.
     return {
       lone, spread, pieceSize: spread ? Math.ceil(items / pieces) : items, piecesLeft: spread ? pieces : 1,
-      calls: 0, items: 0, answered: 0, failed: false, started: 0,
+      calls: 0, items: 0, answered: 0, failed: false, started: performance.now(),
     };
   }
 
   /** Sends a call of a lone batch; when the batch's last call is answered, its round trip per item is recorded. */
   #dispatchLone(lane: Lane, plan: HeldLane, batch: Waiting[]): void {
     const now = performance.now();
-    if (plan.calls === 0) plan.started = now;
     plan.calls++;
     plan.items += batch.length;
     this.#dispatch(lane, batch, batch.length >= this.#batchLimit(lane.key), now, (answeredAt) => {
