@@ -153,7 +153,10 @@ describe('property: sign request bodies', () => {
         for (const aud of [payload.aud].flat()) assert.ok(['api', 'web'].includes(aud as string), 'aud within the allow-list');
       }
     }), { numRuns: RUNS });
-    assert.ok(seen.ok >= RUNS / 20 && seen.refused >= RUNS / 20, `the generator reaches both outcomes: ${JSON.stringify(seen)}`);
+    process.stderr.write(`properties: ${seen.ok} signed, ${seen.refused} refused of ${RUNS} arbitrary bodies` + '\n');
+    // Not vacuous: both outcomes are reached. About 1 body in 9 is signed (19-29 of 200 in four runs, a fresh seed
+    // each); the bound sits far below that (one CI run drew 8 of 200, under the former bound of RUNS / 20).
+    assert.ok(seen.ok >= RUNS / 40 && seen.refused >= RUNS / 40, `the generator reaches both outcomes: ${JSON.stringify(seen)}`);
   });
 
   test('afterwards the server still answers and signs', async () => {
