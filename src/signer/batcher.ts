@@ -182,10 +182,10 @@ export class SignBatcher {
   /** Per key: whether spreading its lone batches has been faster than sending them whole. */
   readonly #spreadChoices = new Map<string, SpreadChoice>();
   #pendingBytes = 0;
-  /** Lanes whose signs are being queued together (see together()), each with its plan; undefined otherwise. */
-  #held: Map<Lane, HeldLane> | undefined;
-  /** How many signs the running together() starts. */
-  #heldItems = 0;
+  /**
+   * While together() runs: how many signs it starts, and each lane they reach with its plan; undefined otherwise.
+   */
+  #held: { items: number; lanes: Map<Lane, HeldLane> } | undefined;
 
   constructor(options: BatcherOptions, send: SendBatch, observe: BatchObserver = () => {}) {
     // Batching off: every sign is its own call, up to 64 (or max_in_flight) at once, a fixed bound.
@@ -236,10 +236,10 @@ export class SignBatcher {
       this.#release(lane);
       return promise;
     }
-    let held = this.#held.get(lane);
+    let held = this.#held.lanes.get(lane);
     if (!held) {
-      held = this.#plan(lane, idle);
-      this.#held.set(lane, held);
+      held = this.#plan(lane, idle, this.#held.items);
+      this.#held.lanes.set(lane, held);
     }
     if (held.piecesLeft > 1 && lane.queue.length >= held.pieceSize) {
       // A piece of a lone batch is complete: it leaves now (the connection writes it at once), and Vault signs it
@@ -257,14 +257,13 @@ export class SignBatcher {
    */
   together<T>(items: number, fn: () => T): T {
     if (this.#held) return fn();
-    const held = new Map<Lane, HeldLane>();
-    this.#held = held;
-    this.#heldItems = items;
+    const lanes = new Map<Lane, HeldLane>();
+    this.#held = { items, lanes };
     try {
       return fn();
     } finally {
       this.#held = undefined;
-      for (const [lane, plan] of held) {
+      for (const [lane, plan] of lanes) {
         // A lone batch (its last piece, or all of it) leaves as it is, timed; anything else the usual way.
         if (plan.lone && lane.queue.length > 0) this.#dispatchLone(lane, plan, lane.queue.splice(0));
         this.#release(lane);
@@ -276,8 +275,7 @@ export class SignBatcher {
    * How a lane's signs inside together() leave: a lone batch when the lane was idle and the batch fits one call
    * and is worth spreading; spread when its key's SpreadChoice says so.
    */
-  #plan(lane: Lane, idle: boolean): HeldLane {
-    const items = this.#heldItems;
+  #plan(lane: Lane, idle: boolean, items: number): HeldLane {
     const pieces = idle && items <= this.#batchLimit(lane.key) ? this.#piecesOf(lane.key, items) : 1;
     const lone = pieces > 1;
     let spread = false;
