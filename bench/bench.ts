@@ -7,6 +7,8 @@
 //   (c) Signet with batching off;  (d) Signet with batching on;  (e) Signet with batching on and the audit trail
 //   writing to a file (issue 15: at most 10 % fewer tokens/s than (d) at 64 clients, at most +0.05 ms p50 at 1);
 //   (f) at 1 and 16 clients: callers sending batch_input of 64 claim sets to Signet (batching on; issue 14);
+//   (g) the same batches to a bare Node JWT signer (bench/floor-proxy.ts): the least any Node sidecar does with
+//       them (parse, header.payload, one transit call, tokens as JSON), so the ceiling of (f) / (b) on these cores;
 //   (u) at 1 client: Signet (batching on) listening on a unix socket instead of TCP loopback;
 //   and at 1 client (p): Vault through a bare node:http + undici proxy, the latency floor of any Node sidecar;
 // then local verification (in-process verifier.verify against raw crypto.verify, one core; POST /v1/verify over
@@ -70,12 +72,12 @@ const REPEAT = Math.floor(numberEnv('BENCH_REPEAT', 1));
 const CORES = availableParallelism();
 const CLIENTS = process.env.BENCH_CLIENTS ? process.env.BENCH_CLIENTS.split(',').map(Number).filter((n) => n > 0) : [1, 16, 64];
 
-type Mode = 'a' | 'p' | 'b' | 'c' | 'd' | 'u' | 'e' | 'f';
+type Mode = 'a' | 'p' | 'b' | 'c' | 'd' | 'u' | 'e' | 'f' | 'g';
 /**
  * Modes measured at every client count; 'p' (the floor of a bare Node proxy) and 'u' (Signet's unix socket listener)
- * only at 1 client, 'f' at 1 and 16.
+ * only at 1 client, 'f' and 'g' at 1 and 16.
  */
-const MODES: Mode[] = (['a', 'p', 'b', 'c', 'd', 'u', 'e', 'f'] as Mode[])
+const MODES: Mode[] = (['a', 'p', 'b', 'c', 'd', 'u', 'e', 'f', 'g'] as Mode[])
   .filter((m) => !process.env.BENCH_MODES || process.env.BENCH_MODES.split(',').map((s) => s.trim().toLowerCase()).includes(m));
 const BATCH_CLIENTS = new Set([1, 16]);
 const MODE_LABEL: Record<Mode, string> = {
@@ -87,6 +89,7 @@ const MODE_LABEL: Record<Mode, string> = {
   u: '(u) Signet on a unix socket',
   e: '(e) Signet, batching on, audit file',
   f: `(f) Signet, batch_input ${BATCH_ITEMS}`,
+  g: `(g) bare Node JWT signer, batch_input ${BATCH_ITEMS}`,
 };
 
 interface LoadResult {
@@ -467,6 +470,17 @@ async function main(): Promise<void> {
   });
   cleanups.push(() => proxyChild.stop());
   const proxy = { url: `http://127.0.0.1:${proxyChild.hello.port as number}`, pid: proxyChild.pid };
+  if (MODES.includes('g')) {
+    // (g) is a floor only if it does the work: every item a compact JWS whose signature has its alg's length.
+    for (const c of CASES) {
+      const floor = await postJson(`${proxy.url}/jwt/${c.alg}/v1/${vaultSignPath(c)}`, JSON.parse(BATCH_SIGN_BODY));
+      const tokens = ((floor.json?.batch_results ?? []) as Array<{ token?: string }>).map((r) => r.token ?? '');
+      const signatureBytes = c.alg === 'RS256' ? 256 : 64;
+      if (floor.status !== 200 || tokens.length !== BATCH_ITEMS || tokens.some((t) => t.split('.').length !== 3 || Buffer.from(t.split('.')[2]!, 'base64url').length !== signatureBytes)) {
+        throw new Error(`(g) ${c.alg}: the bare signer's batch answer is not ${BATCH_ITEMS} tokens (HTTP ${floor.status})`);
+      }
+    }
+  }
 
   if (PIN) {
     // Every thread of each process (-a); threads started later inherit their creator's CPU set.
@@ -480,11 +494,16 @@ async function main(): Promise<void> {
     for (const clients of CLIENTS) {
       for (let round = 1; round <= REPEAT; round++) for (const mode of MODES) {
         if ((mode === 'p' || mode === 'u') && clients !== 1) continue;
-        if (mode === 'f' && !BATCH_CLIENTS.has(clients)) continue;
+        if ((mode === 'f' || mode === 'g') && !BATCH_CLIENTS.has(clients)) continue;
         log(`${c.alg} ${String(clients).padStart(2)} clients ${MODE_LABEL[mode]}${REPEAT > 1 ? ` round ${round}` : ''}`);
         const signet = mode === 'c' ? off : mode === 'd' || mode === 'f' ? on : mode === 'e' ? audited : mode === 'u' ? unix : undefined;
         const spec: LoadSpec = mode === 'p'
           ? { url: `${proxy.url}/v1/${vaultSignPath(c)}`, headers: {}, body: vaultBody(c, 1), connections: clients, tokensPerRequest: 1, vaultPid, signetPid: proxy.pid }
+          : mode === 'g'
+          ? {
+            url: `${proxy.url}/jwt/${c.alg}/v1/${vaultSignPath(c)}`, headers: {}, body: BATCH_SIGN_BODY, connections: clients, tokensPerRequest: BATCH_ITEMS,
+            vaultPid, signetPid: proxy.pid, rounds: true,
+          }
           : mode === 'f'
           ? {
             url: `${on.url}/v1/sign/${c.key}`, headers: {}, body: BATCH_SIGN_BODY, connections: clients, tokensPerRequest: BATCH_ITEMS,
@@ -646,6 +665,8 @@ async function main(): Promise<void> {
       const checked = c.alg === 'ES256' || c.alg === 'EdDSA';
       targets.push([`(f) / (b) tokens/s at ${clients} client${clients > 1 ? 's' : ''}, ${c.alg}${checked ? '' : ' (target is for ES256 and EdDSA)'}`,
         show(v), '>= 0.8', checked ? check(v, (x) => x >= 0.8) : undefined]);
+      const floor = tokensRatio(c.alg, clients, 'g', 'b');
+      if (floor !== undefined) targets.push([`  (g) / (b): the same batches through a bare Node JWT signer (information: what any Node sidecar reaches here)`, show(floor), '', undefined]);
     }
   }
   for (const c of CASES) {
@@ -740,30 +761,32 @@ async function main(): Promise<void> {
   // Issue 14's (f) against (b) on the same cores: (b) spends its CPU on Vault (and the load generator) only, (f) on
   // Vault and Signet too, so the ratio (f) / (b) cannot pass what the cores allow once Signet's share is paid.
   for (const c of CASES) {
-    for (const clients of [...BATCH_CLIENTS]) {
+    for (const clients of [...BATCH_CLIENTS]) for (const mode of ['f', 'g'] as const) {
       const b = find(c.alg, clients, 'b');
-      const f = find(c.alg, clients, 'f');
+      const f = find(c.alg, clients, mode);
       if (!b || !f) continue;
       const [vb, lb, vf, sf, lf] = [us(b.vaultCpu, b), us(b.loadCpu, b), us(f.vaultCpu, f), us(f.signetCpu, f), us(f.loadCpu, f)];
       // Pinned: Vault has CPU 0 to itself, the rest shares CPU 1; otherwise everything shares every core.
       const ceilingB = PIN ? Math.min(1e6 / vb, 1e6 / lb) : (cores * 1e6) / (vb + lb);
       const ceilingF = PIN ? Math.min(1e6 / vf, 1e6 / (sf + lf)) : (cores * 1e6) / (vf + sf + lf);
-      out(`CPU budget, ${c.alg} at ${clients} client${clients > 1 ? 's' : ''}: (b) Vault ${fixed(vb, 0)} + load generator ${fixed(lb, 0)} us per token, (f) Vault ${fixed(vf, 0)} + Signet ${fixed(sf, 0)}`
-        + ` + load generator ${fixed(lf, 0)} us; with every core busy ${PIN ? 'the pinned CPUs allow' : `${cores} cores allow`} (f) / (b) at most ${fixed(ceilingF / ceilingB, 2)}`
-        + ` (measured ${fixed(f.tokensPerSec / b.tokensPerSec, 2)}; Vault busy ${fixed(b.vaultCpu, 0)} % in (b), ${fixed(f.vaultCpu, 0)} % in (f)).`);
+      const sidecar = mode === 'f' ? 'Signet' : 'bare signer';
+      out(`CPU budget, ${c.alg} at ${clients} client${clients > 1 ? 's' : ''}: (b) Vault ${fixed(vb, 0)} + load generator ${fixed(lb, 0)} us per token, (${mode}) Vault ${fixed(vf, 0)} + ${sidecar} ${fixed(sf, 0)}`
+        + ` + load generator ${fixed(lf, 0)} us; with every core busy ${PIN ? 'the pinned CPUs allow' : `${cores} cores allow`} (${mode}) / (b) at most ${fixed(ceilingF / ceilingB, 2)}`
+        + ` (measured ${fixed(f.tokensPerSec / b.tokensPerSec, 2)}; Vault busy ${fixed(b.vaultCpu, 0)} % in (b), ${fixed(f.vaultCpu, 0)} % in (${mode})).`);
     }
   }
   out();
-  out('Signet CPU per token (issue 14): one token per request (d) against callers\' batches of 64 (f), microseconds of Signet CPU');
+  const batchClients = [...BATCH_CLIENTS].filter((n) => CLIENTS.includes(n));
+  out('Sidecar CPU per token (issue 14): Signet with one token per request (d) and callers\' batches of 64 (f), and the bare Node JWT signer with the same batches (g), microseconds of CPU');
   out();
   out(table(
-    ['alg', ...CLIENTS.map((n) => `(d) ${n} clients`), ...[...BATCH_CLIENTS].filter((n) => CLIENTS.includes(n)).map((n) => `(f) ${n} clients`)],
+    ['alg', ...CLIENTS.map((n) => `(d) ${n} clients`), ...batchClients.flatMap((n) => [`(f) ${n} clients`, `(g) ${n} clients`])],
     CASES.map((c) => [
       c.alg,
       ...CLIENTS.map((n) => { const r = find(c.alg, n, 'd'); return r ? perToken(r.signetCpu, r) : 'n/a'; }),
-      ...[...BATCH_CLIENTS].filter((n) => CLIENTS.includes(n)).map((n) => { const r = find(c.alg, n, 'f'); return r ? perToken(r.signetCpu, r) : 'n/a'; }),
+      ...batchClients.flatMap((n) => (['f', 'g'] as const).map((mode) => { const r = find(c.alg, n, mode); return r ? perToken(r.signetCpu, r) : 'n/a'; })),
     ]),
-    [false, ...CLIENTS.map(() => true), ...[...BATCH_CLIENTS].filter((n) => CLIENTS.includes(n)).map(() => true)],
+    [false, ...CLIENTS.map(() => true), ...batchClients.flatMap(() => [true, true])],
   ));
   out();
   const busiest = Math.max(...rows.map((r) => r.otherCpu));
