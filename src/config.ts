@@ -76,6 +76,8 @@ export interface BatchingConfig {
   enabled: boolean;
   /** Vault calls in flight per key version, at most; below it the batcher follows Vault's latency. */
   maxInFlight: number;
+  /** Full batches per key the adaptive limit keeps at Vault at least (its floor). */
+  minInFlight: number;
   /** Calls in flight per key version that may carry a batch that is not full. */
   partialInFlight: number;
   /** Vault calls a caller's batch_input is spread over when it finds its key version idle. */
@@ -102,6 +104,7 @@ export const DEFAULTS = {
   bodyLimit: 16 * 1024,
   logLevel: 'info',
   maxInFlight: 16,
+  minInFlight: 2,
   partialInFlight: 1,
   loneBatchCalls: 2,
   maxBatchSize: 64,
@@ -366,9 +369,13 @@ function positiveInteger(value: unknown, field: string, fallback: number, max: n
 
 function parseBatching(raw: unknown): BatchingConfig {
   const batching = object(raw, 'batching');
-  onlyKnown(batching, 'batching', ['enabled', 'max_in_flight', 'partial_in_flight', 'lone_batch_calls', 'max_batch_size', 'max_queue', 'max_pending_bytes']);
+  onlyKnown(batching, 'batching', ['enabled', 'max_in_flight', 'min_in_flight', 'partial_in_flight', 'lone_batch_calls', 'max_batch_size', 'max_queue', 'max_pending_bytes']);
   if (batching.enabled !== undefined && typeof batching.enabled !== 'boolean') throw new ConfigError('batching.enabled', 'must be true or false');
   const maxInFlight = positiveInteger(batching.max_in_flight, 'batching.max_in_flight', DEFAULTS.maxInFlight, 256);
+  const minInFlight = positiveInteger(batching.min_in_flight, 'batching.min_in_flight', Math.min(DEFAULTS.minInFlight, maxInFlight), 256);
+  if (minInFlight > maxInFlight) {
+    throw new ConfigError('batching.min_in_flight', `must not exceed batching.max_in_flight (${maxInFlight}): it is the least the adaptive limit below it keeps`);
+  }
   const partialInFlight = positiveInteger(batching.partial_in_flight, 'batching.partial_in_flight', Math.min(DEFAULTS.partialInFlight, maxInFlight), 256);
   if (partialInFlight > maxInFlight) {
     throw new ConfigError('batching.partial_in_flight', `must not exceed batching.max_in_flight (${maxInFlight}): it is the part of those calls that may carry a batch that is not full`);
@@ -380,6 +387,7 @@ function parseBatching(raw: unknown): BatchingConfig {
   return {
     enabled: batching.enabled !== false,
     maxInFlight,
+    minInFlight,
     partialInFlight,
     loneBatchCalls,
     maxBatchSize: positiveInteger(batching.max_batch_size, 'batching.max_batch_size', DEFAULTS.maxBatchSize, 1024),

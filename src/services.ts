@@ -84,6 +84,7 @@ export function createServices(config: Config, log: Logger, options: ServiceOpti
       ...DEFAULT_BATCHER,
       enabled: config.batching.enabled,
       maxInFlight: config.batching.maxInFlight,
+      minInFlight: config.batching.minInFlight,
       partialInFlight: config.batching.partialInFlight,
       loneBatchCalls: config.batching.loneBatchCalls,
       maxBatchSize: config.batching.maxBatchSize,

@@ -20,6 +20,13 @@ export interface BatcherOptions {
   /** Vault calls in flight per lane, at most: the ceiling of the adaptive limit on full batches. */
   maxInFlight: number;
   /**
+   * Full batches per key the adaptive limit keeps at Vault at least (its floor; where it starts). 2 by default: with
+   * one, Vault idles during every round trip. More suits a Vault that serves this Signet alone on cores they share,
+   * where round trips grow with the CPU the two take from each other rather than with calls queued in Vault, so the
+   * limit would not grow; with a fleet on one Vault each sidecar keeps at least this many calls there under overload.
+   */
+  minInFlight: number;
+  /**
    * Vault calls in flight per lane that may carry a batch that is not full. 1 lets the signs that arrive while a call
    * is out gather into one batch (the least Vault CPU per token); more trades Vault's CPU for a little latency.
    */
@@ -53,6 +60,7 @@ export interface BatcherOptions {
 export const DEFAULT_BATCHER: BatcherOptions = {
   enabled: true,
   maxInFlight: 16,
+  minInFlight: DEFAULT_IN_FLIGHT_LIMIT.floor,
   partialInFlight: 1,
   loneBatchCalls: 2,
   maxBatchSize: 64,
@@ -216,7 +224,7 @@ export class SignBatcher {
   /** Full batches of a key that may be at Vault at once now (the adaptive limit; batching off: the fixed bound). */
   callLimit(name: string): number {
     if (!this.#options.enabled) return this.#options.maxInFlight;
-    return this.#fullLimits.get(name)?.value ?? Math.min(DEFAULT_IN_FLIGHT_LIMIT.floor, this.#options.maxInFlight);
+    return this.#fullLimits.get(name)?.value ?? Math.min(this.#options.minInFlight, this.#options.maxInFlight);
   }
 
   /**
@@ -397,9 +405,11 @@ export class SignBatcher {
     if (!limiter) {
       // A costly alg's batch (RSA-3072 and up) is bounded to maxBatchCostMs of one Vault core: Vault is busy with
       // one call per core, and more calls would only queue there and outlive their callers' deadlines. Adapting is
-      // for cheap batches, where Vault idles while Signet turns one call's answer into tokens.
-      const ceiling = this.#batchLimit(key) >= MIN_ADAPTIVE_BATCH ? this.#options.maxInFlight : Math.min(DEFAULT_IN_FLIGHT_LIMIT.floor, this.#options.maxInFlight);
-      limiter = new InFlightLimit({ ...DEFAULT_IN_FLIGHT_LIMIT, ceiling });
+      // for cheap batches, where Vault idles while Signet turns one call's answer into tokens. Those keep the floor
+      // (2, or batching.min_in_flight when an operator asks for more).
+      const floor = this.#options.minInFlight;
+      const ceiling = this.#batchLimit(key) >= MIN_ADAPTIVE_BATCH ? this.#options.maxInFlight : Math.min(Math.max(DEFAULT_IN_FLIGHT_LIMIT.floor, floor), this.#options.maxInFlight);
+      limiter = new InFlightLimit({ ...DEFAULT_IN_FLIGHT_LIMIT, floor, ceiling });
       this.#fullLimits.set(key.name, limiter);
     }
     return limiter;

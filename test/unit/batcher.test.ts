@@ -613,6 +613,25 @@ describe('SignBatcher: full batches waiting', () => {
     assert.ok(vault.calls.every((c) => c.inputs.length === 64), 'every call a full batch');
   });
 
+  test('min_in_flight raises the adaptive limit\'s floor: six full batches leave before Vault\'s pace is known, RSA-4096 four', async () => {
+    const vault = fakeVault();
+    const batcher = new SignBatcher(options({ minInFlight: 6 }), vault.send);
+    assert.equal(batcher.callLimit('k'), 6);
+    const results = batcher.together(64 * 8, () => Array.from({ length: 64 * 8 }, (_, i) => batcher.sign(lane(), `i${i}`)));
+    assert.deepEqual(vault.calls.map((c) => c.inputs.length), [64, 64, 64, 64, 64, 64]);
+    for (let n = 0; n < vault.calls.length; n++) await vault.calls[n]!.ok();
+    assert.equal((await Promise.all(results)).length, 64 * 8);
+    assert.ok(batcher.callLimit('k') >= 6, 'never below the floor');
+
+    const costly = fakeVault();
+    const rsa = new SignBatcher(options({ minInFlight: 4 }), costly.send);
+    const signed = rsa.together(20, () => Array.from({ length: 20 }, (_, i) => rsa.sign(lane('rsa-4096'), `r${i}`)));
+    assert.deepEqual(costly.calls.map((c) => c.inputs.length), [2, 2, 2, 2], 'a costly alg keeps the floor an operator set');
+    for (let n = 0; n < costly.calls.length; n++) await costly.calls[n]!.ok();
+    assert.equal(rsa.callLimit('k'), 4);
+    assert.equal((await Promise.all(signed)).length, 20);
+  });
+
   test('max_in_flight is a hard ceiling, whatever Vault\'s pace', async () => {
     const vault = fakeVault();
     const batcher = new SignBatcher(options({ maxInFlight: 2 }), vault.send);
