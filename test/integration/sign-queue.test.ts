@@ -2,7 +2,8 @@
 // known points against a real Vault paused with SIGSTOP; a pass-through TCP proxy counts the calls that left for
 // Vault. N signs sent one by one while Vault is paused: the first leaves at once, alone, and the other N - 1 wait
 // (max_in_flight 1 with one item per call; or the default batching, where one partial batch is out at a time and
-// the rest gather behind it); 0 once Vault answers and every sign has its token.
+// the rest gather behind it); 0 once Vault answers and every sign has its token. And batching.min_in_flight, set in
+// the configuration document: callers' full batches at the paused Vault leave that many calls at once (2 by default).
 
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
@@ -76,6 +77,41 @@ describe('signet_sign_queue_length against a paused real Vault', () => {
       assert.equal(out(), callsAfter);
       assert.equal(await queue(), 0);
       assert.equal(await read('signet_vault_sign_calls_in_flight'), 0);
+    });
+  }
+
+  for (const { minInFlight, callsOut } of [{ minInFlight: undefined, callsOut: 2 }, { minInFlight: 6, callsOut: 6 }]) {
+    test(`batching.min_in_flight ${minInFlight ?? '(default)'}: 6 callers' batches of 64 at a paused Vault leave as ${callsOut} calls at once`, async () => {
+      signet = await startSignet(vault, [{ name: 'app' }, { name: 'idle' }], {
+        // From the configuration document, as an operator sets it; lone_batch_calls 1 so the first batch leaves whole.
+        config: {
+          vault: { address: proxy.address, sign_timeout: '30s' },
+          batching: { lone_batch_calls: 1, ...(minInFlight !== undefined && { min_in_flight: minInFlight }) },
+        },
+        healthIntervalMs: 3_600_000,
+      });
+      await signet.ready(15_000);
+      const s = signet;
+      const warm = await postSign(s, '/v1/sign/app', { claims: {} });
+      assert.equal(warm.status, 200, JSON.stringify(warm.body));
+      assert.equal(await metricValue((await s.get('/metrics')).text, 'signet_vault_sign_calls_limit', { key: 'app' }), callsOut);
+      const onWire = proxy.seen(SIGN_CALL);
+      const out = () => proxy.seen(SIGN_CALL) - onWire;
+      vault.pause();
+      const batch = (n: number) => ({ batch_input: Array.from({ length: 64 }, (_, i) => ({ claims: { sub: `c${n}-${i}` } })) });
+      const answers = Array.from({ length: 6 }, (_, n) => postSign(s, '/v1/sign/app', batch(n)));
+      await eventually(() => out() === callsOut, 20_000, `${callsOut} calls on the wire`);
+      // The others wait in Signet while Vault is paused: the same 300 ms later, no new call.
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(out(), callsOut);
+      vault.resume();
+      for (const answer of await Promise.all(answers)) {
+        assert.equal(answer.status, 200, JSON.stringify(answer.body));
+        const results = answer.body.batch_results as Array<{ token?: string }>;
+        assert.equal(results.length, 64);
+        assert.ok(results.every((r) => typeof r.token === 'string'), 'every item a token');
+      }
+      assert.equal(out(), 6, 'one full call per caller batch');
     });
   }
 });
