@@ -4,7 +4,7 @@
 
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -55,7 +55,10 @@ export interface VaultServer {
   stop(): Promise<void>;
   /** Persistent servers only: stop and start again on the same port and data, then unseal (and wait until active). */
   restart(): Promise<void>;
-  /** Sends SIGSTOP / SIGCONT: Vault keeps its sockets but answers nothing. */
+  /**
+   * Sends SIGSTOP and returns once every thread of the server is stopped (see stopProcess): from then on Vault keeps
+   * its sockets but answers nothing. resume() sends SIGCONT.
+   */
   pause(): void;
   resume(): void;
 }
@@ -109,6 +112,47 @@ function spawnVault(binary: string, args: string[], home: string): { child: Chil
   return { child, output: () => out };
 }
 
+const SLEEPER = new Int32Array(new SharedArrayBuffer(4));
+
+/** Whether every thread of `pid` is stopped (or the process is gone). Linux's /proc; elsewhere it cannot tell: true. */
+export function threadsStopped(pid: number): boolean {
+  let threads: string[];
+  try {
+    threads = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return true;
+  }
+  return threads.every((tid) => {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    } catch {
+      return true; // the thread ended meanwhile
+    }
+    // "pid (comm) S …": the state follows the last ')' (comm may hold spaces and parentheses).
+    const state = stat[stat.lastIndexOf(')') + 2];
+    return state === 'T' || state === 't' || state === 'Z' || state === 'X';
+  });
+}
+
+/**
+ * SIGSTOP, then waits (blocking, polling every millisecond) until every thread of the process is stopped. kill()
+ * only queues the signal: the kernel stops a multi-threaded process thread by thread, as each next runs, and on busy
+ * cores one of Vault's threads can still read a request and answer it meanwhile. Measured with OpenBao and two
+ * busy loops on the 2 cores: 15 of 100 signs sent right after kill() were answered, 2-7 ms later. A test that pauses
+ * Vault relies on it answering nothing once pause() returns (it once saw a 200 there, in CI).
+ */
+export function stopProcess(child: ChildProcess, timeoutMs = 10_000): void {
+  child.kill('SIGSTOP');
+  const pid = child.pid;
+  if (pid === undefined) return;
+  const deadline = performance.now() + timeoutMs;
+  while (!threadsStopped(pid)) {
+    if (performance.now() > deadline) throw new Error(`process ${pid} was sent SIGSTOP but did not stop within ${timeoutMs} ms`);
+    Atomics.wait(SLEEPER, 0, 0, 1);
+  }
+}
+
 /** Stops a server process: SIGCONT (it may be paused), SIGTERM, and SIGKILL if it has not exited after `graceMs`. */
 export async function stopChild(child: ChildProcess, graceMs = 5000): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
@@ -138,7 +182,7 @@ export async function startDevVault(binary: string, options: { port?: number } =
     async restart() {
       throw new Error('a dev-mode Vault keeps its data in memory; use startPersistentVault() for restarts');
     },
-    pause() { child.kill('SIGSTOP'); },
+    pause() { stopProcess(child); },
     resume() { child.kill('SIGCONT'); },
   };
   try {
@@ -196,7 +240,7 @@ export async function startPersistentVault(binary: string, storage: 'file' | 'ra
       await waitFor(address, current.child, current.output, (status) => status === 503 || status === 200);
       await unseal();
     },
-    pause() { current.child.kill('SIGSTOP'); },
+    pause() { stopProcess(current.child); },
     resume() { current.child.kill('SIGCONT'); },
   };
   return server;
