@@ -28,7 +28,7 @@ export function createMetrics() {
     batchSize: new Histogram({ name: 'signet_sign_batch_size', help: 'Items per Transit sign call.', labelNames: ['key'], buckets: BATCH_BUCKETS, registers: r }),
     queueLength: new Gauge({ name: 'signet_sign_queue_length', help: 'Sign requests waiting for a Vault call, by key.', labelNames: ['key'], registers: r }),
     callsInFlight: new Gauge({ name: 'signet_vault_sign_calls_in_flight', help: 'Transit sign calls out now, by key.', labelNames: ['key'], registers: r }),
-    callsLimit: new Gauge({ name: 'signet_vault_sign_calls_limit', help: 'Full batches a key may have at Vault at once now: adapted to Vault\'s latency, at most batching.max_in_flight.', labelNames: ['key'], registers: r }),
+    callsLimit: new Gauge({ name: 'signet_vault_sign_calls_limit', help: 'Full batches a key may have at Vault at once now: adapted to Vault\'s latency, from batching.min_in_flight to batching.max_in_flight.', labelNames: ['key'], registers: r }),
     signingVersion: new Gauge({ name: 'signet_key_signing_version', help: 'Vault key version that signs now, by key.', labelNames: ['key', 'alg'], registers: r }),
     signingKeyAge: new Gauge({ name: 'signet_key_signing_version_age_seconds', help: 'Age of the signing version (since its creation in Vault), seconds.', labelNames: ['key'], registers: r }),
     autoRotatePeriod: new Gauge({ name: 'signet_key_auto_rotate_period_seconds', help: "Transit's auto_rotate_period of the key, seconds (0: not set).", labelNames: ['key'], registers: r }),
