@@ -405,8 +405,8 @@ export class SignBatcher {
     if (!limiter) {
       // A costly alg's batch (RSA-3072 and up) is bounded to maxBatchCostMs of one Vault core: Vault is busy with
       // one call per core, and more calls would only queue there and outlive their callers' deadlines. Adapting is
-      // for cheap batches, where Vault idles while Signet turns one call's answer into tokens. Those keep the floor
-      // (2, or batching.min_in_flight when an operator asks for more).
+      // for cheap batches, where Vault idles while Signet turns one call's answer into tokens. A costly alg's limit
+      // stays at the floor: 2, or batching.min_in_flight when an operator asks for more.
       const floor = this.#options.minInFlight;
       const ceiling = this.#batchLimit(key) >= MIN_ADAPTIVE_BATCH ? this.#options.maxInFlight : Math.min(Math.max(DEFAULT_IN_FLIGHT_LIMIT.floor, floor), this.#options.maxInFlight);
       limiter = new InFlightLimit({ ...DEFAULT_IN_FLIGHT_LIMIT, floor, ceiling });
