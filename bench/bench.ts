@@ -17,7 +17,8 @@
 // BENCH_DURATION=seconds (default 3) sets the length of each measurement (after a 1 s warm-up).
 // BENCH_ALGS=ES256,RS256 and BENCH_CLIENTS=1,64 narrow the matrix (the target ratios then show n/a where a
 // figure is missing). BENCH_SIGNET_NODE_FLAGS="--max-semi-space-size=2" passes Node flags to the Signet
-// processes only; BENCH_BATCHER='{"maxInFlight":2}' sets batcher options; BENCH_VERIFY=0 skips verification;
+// processes only; BENCH_BATCHER='{"maxInFlight":2}' sets batcher options, and BENCH_BATCHER_ALT='{...}' starts a
+// second Signet with those measured as (h), (f)'s batches in the same rounds; BENCH_VERIFY=0 skips verification;
 // BENCH_MODES=a,d,e measures only those modes; BENCH_REPEAT=5 measures them 5 times in turn (this shared VM's
 // speed drifts from minute to minute): a tokens/s ratio is then the median of the rounds' own ratios, other
 // figures the round with the median tokens/s. BENCH_PIN=1 pins Vault to CPU 0 and everything else (Signet, the
@@ -72,14 +73,18 @@ const REPEAT = Math.floor(numberEnv('BENCH_REPEAT', 1));
 const CORES = availableParallelism();
 const CLIENTS = process.env.BENCH_CLIENTS ? process.env.BENCH_CLIENTS.split(',').map(Number).filter((n) => n > 0) : [1, 16, 64];
 
-type Mode = 'a' | 'p' | 'b' | 'c' | 'd' | 'u' | 'e' | 'f' | 'g';
+type Mode = 'a' | 'p' | 'b' | 'c' | 'd' | 'u' | 'e' | 'f' | 'g' | 'h';
 /**
  * Modes measured at every client count; 'p' (the floor of a bare Node proxy) and 'u' (Signet's unix socket listener)
- * only at 1 client, 'f' and 'g' at 1 and 16.
+ * only at 1 client, 'f', 'g' and 'h' at 1 and 16 (BENCH_BATCH_CLIENTS); 'h' only with BENCH_BATCHER_ALT.
  */
-const MODES: Mode[] = (['a', 'p', 'b', 'c', 'd', 'u', 'e', 'f', 'g'] as Mode[])
-  .filter((m) => !process.env.BENCH_MODES || process.env.BENCH_MODES.split(',').map((s) => s.trim().toLowerCase()).includes(m));
-const BATCH_CLIENTS = new Set([1, 16]);
+/** Batcher options of a second Signet measured as (h) with (f)'s batches, in the same rounds: a paired comparison. */
+const BATCHER_ALT = process.env.BENCH_BATCHER_ALT;
+const MODES: Mode[] = (['a', 'p', 'b', 'c', 'd', 'u', 'e', 'f', 'g', 'h'] as Mode[])
+  .filter((m) => !process.env.BENCH_MODES || process.env.BENCH_MODES.split(',').map((s) => s.trim().toLowerCase()).includes(m))
+  .filter((m) => m !== 'h' || BATCHER_ALT);
+/** Client counts of the callers' batches (f, g, h): the issue's 1 and 16, or BENCH_BATCH_CLIENTS=4,8 for others. */
+const BATCH_CLIENTS = new Set(process.env.BENCH_BATCH_CLIENTS ? process.env.BENCH_BATCH_CLIENTS.split(',').map(Number).filter((n) => n > 0) : [1, 16]);
 const MODE_LABEL: Record<Mode, string> = {
   a: '(a) Vault direct, 1 token/request',
   p: '(p) Vault via a bare Node proxy',
@@ -90,6 +95,7 @@ const MODE_LABEL: Record<Mode, string> = {
   e: '(e) Signet, batching on, audit file',
   f: `(f) Signet, batch_input ${BATCH_ITEMS}`,
   g: `(g) bare Node JWT signer, batch_input ${BATCH_ITEMS}`,
+  h: `(h) Signet, BENCH_BATCHER_ALT, batch_input ${BATCH_ITEMS}`,
 };
 
 interface LoadResult {
@@ -166,7 +172,8 @@ async function machine(vaultBinary: string): Promise<string[]> {
     `Vault:      ${vaultVersion} (${vaultBinary}), dev server, in-memory storage, no audit device`,
     `load:       autocannon ${autocannonVersion} in the benchmark process; keep-alive, pipelining 1`,
     `Signet:     one process per configuration, node ${SIGNET_FLAGS.length ? SIGNET_FLAGS.join(' ') : '(no extra flags)'} bench/signet-server.ts`
-      + `, batcher options ${process.env.BENCH_BATCHER || '(defaults)'}`,
+      + `, batcher options ${process.env.BENCH_BATCHER || '(defaults)'}`
+      + `${BATCHER_ALT ? `; (h) with ${BATCHER_ALT}` : ''}`,
     `duration:   ${DURATION} s per measurement after a ${WARMUP} s warm-up (BENCH_DURATION); (b) in whole rounds lasting at least`
       + ` as long; each phase starts once Vault and the sidecar are idle again`,
     `cpus:       ${PIN ? 'pinned (BENCH_PIN=1): Vault on CPU 0; Signet, the proxy and the load generator on CPU 1' : 'not pinned: Vault, Signet and the load generator share every core'}`,
@@ -215,16 +222,16 @@ async function memoryOf(signet: Signet): Promise<Memory> {
   return (await signet.child.nextMessage()).memory as Memory;
 }
 
-async function startSignet(vault: VaultServer, batching: boolean, keys: unknown[], audit?: { file: string; subject_key_file: string }, socketPath?: string): Promise<Signet> {
+async function startSignet(vault: VaultServer, batching: boolean, keys: unknown[], audit?: { file: string; subject_key_file: string }, socketPath?: string, batcher = process.env.BENCH_BATCHER ?? ''): Promise<Signet> {
   const child = await startChild(join(HERE, 'signet-server.ts'), {
-    label: `signet batching ${batching ? 'on' : 'off'}${audit ? ', audit' : ''}${socketPath ? ', unix socket' : ''}`,
+    label: `signet batching ${batching ? 'on' : 'off'}${audit ? ', audit' : ''}${socketPath ? ', unix socket' : ''}${batcher ? `, ${batcher}` : ''}`,
     nodeArgs: SIGNET_FLAGS,
     env: {
       BENCH_VAULT_ADDR: vault.address,
       BENCH_VAULT_TOKEN: vault.rootToken,
       BENCH_KEYS: JSON.stringify(keys),
       BENCH_BATCHING: batching ? 'on' : 'off',
-      BENCH_BATCHER: process.env.BENCH_BATCHER ?? '',
+      BENCH_BATCHER: batcher,
       BENCH_AUDIT: audit ? JSON.stringify(audit) : '',
       BENCH_SOCKET: socketPath ?? '',
     },
@@ -458,6 +465,7 @@ async function main(): Promise<void> {
   const [off, on, audited] = [await startSignet(vault, false, keys), await startSignet(vault, true, keys), await startSignet(vault, true, keys, audit)];
   // (u): the same Signet as (d), listening on a unix socket instead of TCP loopback.
   const unix = MODES.includes('u') && CLIENTS.includes(1) ? await startSignet(vault, true, keys, undefined, join(auditDir, 'signet.sock')) : undefined;
+  const alt = MODES.includes('h') ? await startSignet(vault, true, keys, undefined, undefined, BATCHER_ALT) : undefined;
   await sleep(1000);
   off.idleRss = rssBytes(off.pid);
   on.idleRss = rssBytes(on.pid);
@@ -466,6 +474,7 @@ async function main(): Promise<void> {
   await sanityChecks(vault, [off, on, audited]);
   const proxyChild = await startChild(join(HERE, 'floor-proxy.ts'), {
     label: 'floor proxy',
+    nodeArgs: SIGNET_FLAGS,
     env: { BENCH_VAULT_ADDR: vault.address, BENCH_VAULT_TOKEN: vault.rootToken },
   });
   cleanups.push(() => proxyChild.stop());
@@ -485,7 +494,7 @@ async function main(): Promise<void> {
   if (PIN) {
     // Every thread of each process (-a); threads started later inherit their creator's CPU set.
     await pin(vaultPid, 0);
-    for (const pid of [off.pid, on.pid, audited.pid, proxy.pid, process.pid, ...(unix ? [unix.pid] : [])]) await pin(pid, 1);
+    for (const pid of [off.pid, on.pid, audited.pid, proxy.pid, process.pid, ...(unix ? [unix.pid] : []), ...(alt ? [alt.pid] : [])]) await pin(pid, 1);
   }
 
   const rows: Row[] = [];
@@ -494,7 +503,7 @@ async function main(): Promise<void> {
     for (const clients of CLIENTS) {
       for (let round = 1; round <= REPEAT; round++) for (const mode of MODES) {
         if ((mode === 'p' || mode === 'u') && clients !== 1) continue;
-        if ((mode === 'f' || mode === 'g') && !BATCH_CLIENTS.has(clients)) continue;
+        if ((mode === 'f' || mode === 'g' || mode === 'h') && !BATCH_CLIENTS.has(clients)) continue;
         log(`${c.alg} ${String(clients).padStart(2)} clients ${MODE_LABEL[mode]}${REPEAT > 1 ? ` round ${round}` : ''}`);
         const signet = mode === 'c' ? off : mode === 'd' || mode === 'f' ? on : mode === 'e' ? audited : mode === 'u' ? unix : undefined;
         const spec: LoadSpec = mode === 'p'
@@ -504,10 +513,10 @@ async function main(): Promise<void> {
             url: `${proxy.url}/jwt/${c.alg}/v1/${vaultSignPath(c)}`, headers: {}, body: BATCH_SIGN_BODY, connections: clients, tokensPerRequest: BATCH_ITEMS,
             vaultPid, signetPid: proxy.pid, rounds: true,
           }
-          : mode === 'f'
+          : mode === 'f' || mode === 'h'
           ? {
-            url: `${on.url}/v1/sign/${c.key}`, headers: {}, body: BATCH_SIGN_BODY, connections: clients, tokensPerRequest: BATCH_ITEMS,
-            vaultPid, signetPid: on.pid, signetMetrics: { url: on.url, key: c.key }, rounds: true,
+            url: `${(mode === 'h' ? alt! : on).url}/v1/sign/${c.key}`, headers: {}, body: BATCH_SIGN_BODY, connections: clients, tokensPerRequest: BATCH_ITEMS,
+            vaultPid, signetPid: (mode === 'h' ? alt! : on).pid, signetMetrics: { url: (mode === 'h' ? alt! : on).url, key: c.key }, rounds: true,
           }
           : signet
           ? {
