@@ -107,7 +107,7 @@ export const DEFAULTS = {
   minInFlight: 2,
   partialInFlight: 1,
   loneBatchCalls: 2,
-  maxBatchSize: 64,
+  maxBatchSize: 256,
   maxQueue: 2048,
   maxPendingBytes: 16 * 1024 * 1024,
   vaultOutageTolerance: 300,

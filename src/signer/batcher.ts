@@ -42,8 +42,18 @@ export interface BatcherOptions {
    * 1: a batch always leaves whole.
    */
   loneBatchCalls: number;
-  /** Items per batch call. */
+  /**
+   * Items per Vault call, at most (the cost bound may lower it). Above fullBatchSize only when a backlog exceeds
+   * what the free calls take in full batches: then the calls that may leave carry it in fewer, larger batches (less
+   * of Vault's and Signet's CPU per token: each call costs Vault about 0.4 ms beside its items).
+   */
   maxBatchSize: number;
+  /**
+   * Items from which a batch is full: it leaves without waiting for a call to end while the adaptive limit allows,
+   * and the limit counts it. A backlog is spread over the calls that may leave, each between this and maxBatchSize,
+   * so Vault gets as many calls as its cores take (it signs one call's items one after another on one core).
+   */
+  fullBatchSize: number;
   /** Expected Vault time per batch, ms. */
   maxBatchCostMs: number;
   /** Requests waiting per lane before new ones are refused. */
@@ -63,7 +73,8 @@ export const DEFAULT_BATCHER: BatcherOptions = {
   minInFlight: DEFAULT_IN_FLIGHT_LIMIT.floor,
   partialInFlight: 1,
   loneBatchCalls: 2,
-  maxBatchSize: 64,
+  maxBatchSize: 256,
+  fullBatchSize: 64,
   maxBatchCostMs: 25,
   maxQueue: 2048,
   maxWaitMs: 2000,
@@ -183,7 +194,7 @@ export class SignBatcher {
   readonly #send: SendBatch;
   readonly #observe: BatchObserver;
   readonly #lanes = new Map<string, Lane>();
-  /** Expected duration of a Vault call per key, ms: a moving average of what Vault took lately. */
+  /** Expected duration of a full batch's Vault call per key, ms: a moving average of what Vault took lately. */
   readonly #latencyMs = new Map<string, number>();
   /** Full batches each key may have at Vault at once, adapted to Vault's latency (batching on only). */
   readonly #fullLimits = new Map<string, InFlightLimit>();
@@ -197,7 +208,7 @@ export class SignBatcher {
 
   constructor(options: BatcherOptions, send: SendBatch, observe: BatchObserver = () => {}) {
     // Batching off: every sign is its own call, up to 64 (or max_in_flight) at once, a fixed bound.
-    this.#options = options.enabled ? options : { ...options, maxBatchSize: 1, loneBatchCalls: 1, maxInFlight: Math.max(options.maxInFlight, 64), partialInFlight: Math.max(options.maxInFlight, 64) };
+    this.#options = options.enabled ? options : { ...options, maxBatchSize: 1, fullBatchSize: 1, loneBatchCalls: 1, maxInFlight: Math.max(options.maxInFlight, 64), partialInFlight: Math.max(options.maxInFlight, 64) };
     this.#send = send;
     this.#observe = observe;
   }
@@ -284,7 +295,7 @@ export class SignBatcher {
    * and is worth spreading; spread when its key's SpreadChoice says so.
    */
   #plan(lane: Lane, idle: boolean, items: number): HeldLane {
-    const pieces = idle && items <= this.#batchLimit(lane.key) ? this.#piecesOf(lane.key, items) : 1;
+    const pieces = idle && items <= this.#fullSize(lane.key) ? this.#piecesOf(lane.key, items) : 1;
     const lone = pieces > 1;
     let spread = false;
     if (lone) {
@@ -308,7 +319,7 @@ export class SignBatcher {
     const now = performance.now();
     plan.calls++;
     plan.items += batch.length;
-    this.#dispatch(lane, batch, batch.length >= this.#batchLimit(lane.key), now, (answeredAt) => {
+    this.#dispatch(lane, batch, batch.length >= this.#fullSize(lane.key), now, (answeredAt) => {
       // Every call of the batch has left by now: they all leave before together() returns, answers come later.
       if (answeredAt === undefined) plan.failed = true;
       if (++plan.answered === plan.calls && !plan.failed) {
@@ -332,7 +343,7 @@ export class SignBatcher {
     // now, while the caller can still retry elsewhere, instead of holding a place and being shed later.
     const expected = this.#latencyMs.get(key.name);
     if (expected !== undefined) {
-      const perRound = this.#batchLimit(key) * Math.max(this.#options.partialInFlight, this.#fullLimit(key));
+      const perRound = this.#fullSize(key) * Math.max(this.#options.partialInFlight, this.#fullLimit(key));
       const answeredIn = (Math.floor(lane.queue.length / perRound) + 1) * expected * SAFETY;
       if (answeredIn > this.#options.maxWaitMs) {
         return Promise.reject(overloaded(`${lane.queue.length} signs of key "${key.name}" are waiting and Vault takes about ${Math.round(expected)} ms per call: this one could not be answered within sign_timeout`));
@@ -394,9 +405,27 @@ export class SignBatcher {
     lane.sweeper.unref();
   }
 
-  /** Items per Vault call for a key: bounded by count and by the Vault time the batch is expected to cost. */
-  #batchLimit(key: LaneKey): number {
+  /** Most items per Vault call for a key: bounded by count and by the Vault time the batch is expected to cost. */
+  #callCap(key: LaneKey): number {
     return Math.max(1, Math.min(this.#options.maxBatchSize, Math.floor(this.#options.maxBatchCostMs / itemCostMs(key.keyType))));
+  }
+
+  /** Items from which a key's batch is full (fullBatchSize, within the call cap). */
+  #fullSize(key: LaneKey): number {
+    return Math.max(1, Math.min(this.#options.fullBatchSize, this.#callCap(key)));
+  }
+
+  /**
+   * Items each call a lane sends now takes: a full batch, while the backlog fits one round of full batches (the
+   * limit's calls). Deeper, what would wait for a later round is merged into the calls that may leave now: an equal
+   * share of the backlog each, up to the cap. So a backlog Vault's cores can take leaves as parallel full batches
+   * (Signet turns each answer into tokens while Vault signs the others), and only a deeper one in fewer, larger calls.
+   */
+  #callSize(lane: Lane, full: number): number {
+    const limit = Math.max(this.#fullLimit(lane.key), this.#options.partialInFlight);
+    if (lane.queue.length <= full * limit) return full;
+    const calls = Math.max(1, limit - lane.inFlight);
+    return Math.min(this.#callCap(lane.key), Math.ceil(lane.queue.length / calls));
   }
 
   /** The adaptive limit on a key's full batches at Vault (one per key: its versions share Vault's cores). */
@@ -408,7 +437,7 @@ export class SignBatcher {
       // for cheap batches, where Vault idles while Signet turns one call's answer into tokens. A costly alg's limit
       // stays at the floor: 2, or batching.min_in_flight when an operator asks for more.
       const floor = this.#options.minInFlight;
-      const ceiling = this.#batchLimit(key) >= MIN_ADAPTIVE_BATCH ? this.#options.maxInFlight : Math.min(Math.max(DEFAULT_IN_FLIGHT_LIMIT.floor, floor), this.#options.maxInFlight);
+      const ceiling = this.#fullSize(key) >= MIN_ADAPTIVE_BATCH ? this.#options.maxInFlight : Math.min(Math.max(DEFAULT_IN_FLIGHT_LIMIT.floor, floor), this.#options.maxInFlight);
       limiter = new InFlightLimit({ ...DEFAULT_IN_FLIGHT_LIMIT, floor, ceiling });
       this.#fullLimits.set(key.name, limiter);
     }
@@ -428,14 +457,15 @@ export class SignBatcher {
   }
 
   #pump(lane: Lane): void {
-    const limit = this.#batchLimit(lane.key);
-    while (lane.queue.length > 0 && this.#maySend(lane, limit)) {
-      // Shed, before sending, the waiters whose remaining time cannot cover what a Vault call takes now: sending
+    const full = this.#fullSize(lane.key);
+    const size = this.#callSize(lane, full);
+    while (lane.queue.length > 0 && this.#maySend(lane, full)) {
+      // Shed, before sending, the waiters whose remaining time cannot cover what this Vault call takes now: sending
       // them would only abort the call at their deadline, which reads as Vault's silence and opens the circuit.
       const now = performance.now();
-      const expected = this.#latencyMs.get(lane.key.name) ?? 0;
+      const expected = (this.#latencyMs.get(lane.key.name) ?? 0) * (size / full);
       const batch: Waiting[] = [];
-      while (batch.length < limit && lane.queue.length > 0) {
+      while (batch.length < size && lane.queue.length > 0) {
         const w = lane.queue.shift()!;
         if (w.deadline - now < expected * SAFETY) {
           // After a failed call the wait was Vault's doing (the calls ahead hung until their deadline), not Signet's.
@@ -445,13 +475,13 @@ export class SignBatcher {
         }
       }
       if (batch.length === 0) break;
-      const full = batch.length >= limit;
-      if (!full && lane.partialInFlight >= this.#options.partialInFlight) {
+      const isFull = batch.length >= full;
+      if (!isFull && lane.partialInFlight >= this.#options.partialInFlight) {
         // Shedding left a partial batch and a partial call is already out: these wait for the next round.
         lane.queue.unshift(...batch);
         break;
       }
-      this.#dispatch(lane, batch, full, now);
+      this.#dispatch(lane, batch, isFull, now);
     }
     this.#retire(lane);
   }
@@ -479,7 +509,10 @@ export class SignBatcher {
       (results) => {
         lane.lastCallFailed = false;
         const answeredAt = performance.now();
-        const took = answeredAt - started;
+        // Vault signs a call's items one after another: a larger call's round trip, scaled to a full batch's items,
+        // is what a full batch would have taken (the limit and the expected call time are per full batch).
+        const fullSize = this.#fullSize(lane.key);
+        const took = (answeredAt - started) * (fullSize / Math.max(batch.length, fullSize));
         const previous = this.#latencyMs.get(lane.key.name);
         this.#latencyMs.set(lane.key.name, previous === undefined ? took : previous * 0.8 + took * 0.2);
         if (full && this.#options.enabled) this.#limiter(lane.key).observe(started, took, answeredAt);

@@ -601,7 +601,8 @@ describe('SignBatcher: full batches waiting', () => {
 
   test('full batches leave at once up to the adaptive limit (2 at first), which grows while Vault answers at its pace', async () => {
     const vault = fakeVault();
-    const batcher = new SignBatcher(options(), vault.send);
+    // max_batch_size 64: a backlog is not merged into larger calls (tested below), so each call is one full batch.
+    const batcher = new SignBatcher(options({ maxBatchSize: 64 }), vault.send);
     const results = batcher.together(64 * 8, () => Array.from({ length: 64 * 8 }, (_, i) => batcher.sign(lane(), `i${i}`)));
     assert.deepEqual(vault.calls.map((c) => c.inputs.length), [64, 64], 'two full batches before Vault\'s pace is known');
     // The first answer sets the baseline; a round trip at the baseline means Vault has room: one more call.
@@ -615,7 +616,7 @@ describe('SignBatcher: full batches waiting', () => {
 
   test('min_in_flight raises the adaptive limit\'s floor: six full batches leave before Vault\'s pace is known, RSA-4096 four', async () => {
     const vault = fakeVault();
-    const batcher = new SignBatcher(options({ minInFlight: 6 }), vault.send);
+    const batcher = new SignBatcher(options({ minInFlight: 6, maxBatchSize: 64 }), vault.send);
     assert.equal(batcher.callLimit('k'), 6);
     const results = batcher.together(64 * 8, () => Array.from({ length: 64 * 8 }, (_, i) => batcher.sign(lane(), `i${i}`)));
     assert.deepEqual(vault.calls.map((c) => c.inputs.length), [64, 64, 64, 64, 64, 64]);
@@ -630,6 +631,33 @@ describe('SignBatcher: full batches waiting', () => {
     for (let n = 0; n < costly.calls.length; n++) await costly.calls[n]!.ok();
     assert.equal(rsa.callLimit('k'), 4);
     assert.equal((await Promise.all(signed)).length, 20);
+  });
+
+  test('a backlog deeper than one round of full batches leaves in fewer, larger calls (up to max_batch_size); one round\'s worth as full batches', async () => {
+    const vault = fakeVault();
+    const batcher = new SignBatcher(options(), vault.send);
+    // One round: the limit's two calls take it as full batches, in parallel.
+    const round = batcher.together(128, () => Array.from({ length: 128 }, (_, i) => batcher.sign(lane(), `r${i}`)));
+    assert.deepEqual(vault.calls.map((c) => c.inputs.length), [64, 64]);
+    for (const call of [...vault.calls]) await call.ok();
+    assert.deepEqual(await Promise.all(round), Array.from({ length: 128 }, (_, i) => `vault:v1:sig(r${i})`));
+
+    // Sixteen callers' batches at once: what would wait for later rounds is merged into the calls that may leave.
+    const merged = fakeVault();
+    const deep = new SignBatcher(options(), merged.send);
+    const results = Array.from({ length: 16 }, (_, c) => deep.together(64, () => Array.from({ length: 64 }, (_, i) => deep.sign(lane(), `c${c}.${i}`))));
+    // The first caller found the lane idle (a lone batch, spread over two calls); the rest queued behind those.
+    assert.deepEqual(merged.calls.map((c) => c.inputs.length), [32, 32]);
+    await merged.calls[0]!.ok();
+    assert.deepEqual(merged.calls.map((c) => c.inputs.length), [32, 32, 256], 'a free call takes a share of the backlog, up to max_batch_size');
+    for (let n = 1; n < merged.calls.length; n++) await merged.calls[n]!.ok();
+    const sizes = merged.calls.slice(2).map((c) => c.inputs.length);
+    assert.equal(sizes.reduce((a, b) => a + b), 15 * 64);
+    assert.ok(sizes.every((n) => n > 64 && n <= 256), `every call merged, none above max_batch_size: ${sizes.join(', ')}`);
+    // Every caller gets its own items' signatures, in order, whatever call carried them.
+    for (const [c, batch] of results.entries()) {
+      assert.deepEqual(await Promise.all(batch), Array.from({ length: 64 }, (_, i) => `vault:v1:sig(c${c}.${i})`));
+    }
   });
 
   test('max_in_flight is a hard ceiling, whatever Vault\'s pace', async () => {

@@ -339,9 +339,9 @@ describe('buildConfig: Vault auth', () => {
 
 test('batching: on by default, up to 16 calls in flight of which 1 with a partial batch, a lone batch spread over 2; every field checked and named', () => {
   const base = { keys: [{ name: 'app', issuer: 'https://i' }] };
-  assert.deepEqual(buildConfig(base, { VAULT_TOKEN: 't' }).batching, { enabled: true, maxInFlight: 16, minInFlight: 2, partialInFlight: 1, loneBatchCalls: 2, maxBatchSize: 64, maxQueue: 2048, maxPendingBytes: 16 * 1024 * 1024 });
+  assert.deepEqual(buildConfig(base, { VAULT_TOKEN: 't' }).batching, { enabled: true, maxInFlight: 16, minInFlight: 2, partialInFlight: 1, loneBatchCalls: 2, maxBatchSize: 256, maxQueue: 2048, maxPendingBytes: 16 * 1024 * 1024 });
   assert.deepEqual(buildConfig({ ...base, batching: { enabled: false, max_in_flight: 8 } }, { VAULT_TOKEN: 't' }).batching,
-    { enabled: false, maxInFlight: 8, minInFlight: 2, partialInFlight: 1, loneBatchCalls: 2, maxBatchSize: 64, maxQueue: 2048, maxPendingBytes: 16 * 1024 * 1024 });
+    { enabled: false, maxInFlight: 8, minInFlight: 2, partialInFlight: 1, loneBatchCalls: 2, maxBatchSize: 256, maxQueue: 2048, maxPendingBytes: 16 * 1024 * 1024 });
   assert.equal(buildConfig({ ...base, batching: { max_in_flight: 1 } }, { VAULT_TOKEN: 't' }).batching.loneBatchCalls, 1);
   assert.equal(buildConfig({ ...base, batching: { max_in_flight: 1 } }, { VAULT_TOKEN: 't' }).batching.minInFlight, 1, 'the default floor fits under a ceiling of 1');
   assert.equal(buildConfig({ ...base, batching: { min_in_flight: 16 } }, { VAULT_TOKEN: 't' }).batching.minInFlight, 16);
