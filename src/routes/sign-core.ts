@@ -64,7 +64,9 @@ export const signBodySchema = {
 } as const;
 
 const signResultProperties = {
-  token: { type: 'string' }, kid: { type: 'string' }, alg: { type: 'string' }, key: { type: 'string' },
+  // A compact JWS is base64url and dots, which JSON never escapes: 'unsafe' skips the serializer's escape scan of
+  // each token (about 2 % of Signet's CPU answering callers' batches of 64, measured with --cpu-prof).
+  token: { type: 'string', format: 'unsafe' }, kid: { type: 'string' }, alg: { type: 'string' }, key: { type: 'string' },
   key_version: { type: 'integer' }, expires_at: { type: 'integer' },
 } as const;
 
