@@ -241,8 +241,10 @@ export class SignBatcher {
   /**
    * Signs one input (standard base64); resolves with Vault's `vault:vN:...` signature. `heldBytes`: what the sign
    * holds while pending, counted against max_pending_bytes: its signing input, which a digest input does not show.
+   * `since` (performance.now()): when the caller's wait began, if before this call (a sign tried again after Vault
+   * refused a key version): its deadline counts from then, so a retry gets what is left of sign_timeout, not more.
    */
-  sign(key: LaneKey, input: string, heldBytes = input.length): Promise<string> {
+  sign(key: LaneKey, input: string, heldBytes = input.length, since?: number): Promise<string> {
     const id = `${key.name}\0${key.version}`;
     let lane = this.#lanes.get(id);
     if (!lane) {
@@ -250,7 +252,7 @@ export class SignBatcher {
       this.#lanes.set(id, lane);
     }
     const idle = lane.inFlight === 0 && lane.queue.length === 0;
-    const promise = this.#enqueue(lane, input, heldBytes);
+    const promise = this.#enqueue(lane, input, heldBytes, since);
     if (!this.#held) {
       this.#release(lane);
       return promise;
@@ -333,11 +335,13 @@ export class SignBatcher {
     if (lane.queue.length > 0 && !lane.sweeper) this.#startSweeper(lane);
   }
 
-  #enqueue(lane: Lane, input: string, bytes: number): Promise<string> {
+  #enqueue(lane: Lane, input: string, bytes: number, since?: number): Promise<string> {
     const { key } = lane;
     if (lane.queue.length >= this.#options.maxQueue) {
       return Promise.reject(overloaded(`the sign queue of key "${key.name}" is full (${this.#options.maxQueue} waiting, batching.max_queue)`));
     }
+    const now = performance.now();
+    const deadline = (since ?? now) + this.#options.maxWaitMs;
     // Admission: with Vault taking `expected` ms per call, the signs already waiting leave in rounds of
     // limit x the calls Vault takes at once; one that would be answered only after its sign_timeout is refused
     // now, while the caller can still retry elsewhere, instead of holding a place and being shed later.
@@ -345,7 +349,7 @@ export class SignBatcher {
     if (expected !== undefined) {
       const perRound = this.#fullSize(key) * Math.max(this.#options.partialInFlight, this.#fullLimit(key));
       const answeredIn = (Math.floor(lane.queue.length / perRound) + 1) * expected * SAFETY;
-      if (answeredIn > this.#options.maxWaitMs) {
+      if (answeredIn > deadline - now) {
         return Promise.reject(overloaded(`${lane.queue.length} signs of key "${key.name}" are waiting and Vault takes about ${Math.round(expected)} ms per call: this one could not be answered within sign_timeout`));
       }
     }
@@ -357,7 +361,7 @@ export class SignBatcher {
     // Every waiter settles exactly once (its deadline timer and Vault's answer may race), releasing its bytes then.
     const waiting: Waiting = {
       input,
-      deadline: performance.now() + this.#options.maxWaitMs,
+      deadline,
       settled: false,
       resolve: (signature) => {
         if (waiting.settled) return;

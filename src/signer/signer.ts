@@ -96,7 +96,9 @@ export class Signer {
   async sign(name: string, request: SignRequest): Promise<SignResult> {
     const policy = this.#policies.get(name);
     if (!policy) throw new UnknownKeyError(name);
-    return this.#withMinimumRetry(() => this.#signOnce(name, policy, request));
+    // One deadline for both attempts: the caller's sign_timeout counts from now (see SignBatcher.sign's `since`).
+    const since = performance.now();
+    return this.#withMinimumRetry(() => this.#signOnce(name, policy, request, since));
   }
 
   /**
@@ -106,9 +108,10 @@ export class Signer {
    */
   async signPayload(name: string, payload: string): Promise<PayloadSignature> {
     if (!this.#policies.has(name)) throw new UnknownKeyError(name);
+    const since = performance.now();
     return this.#withMinimumRetry(async () => {
       const view = this.#view(name, Date.now());
-      const { header, signature } = await this.#signWith(name, view, 'JWT', payload);
+      const { header, signature } = await this.#signWith(name, view, 'JWT', payload, since);
       return { header, signature, alg: view.alg, version: view.signing };
     });
   }
@@ -123,20 +126,21 @@ export class Signer {
   async signBatch(name: string, requests: readonly SignRequest[]): Promise<Array<SignResult | SignetError>> {
     const policy = this.#policies.get(name);
     if (!policy) throw new UnknownKeyError(name);
-    const results = await this.#signBatchOnce(name, policy, requests);
+    const since = performance.now();
+    const results = await this.#signBatchOnce(name, policy, requests, since);
     if (!results.some((r) => r instanceof VersionBelowMinimumError)) return results;
     await this.#refreshKeys();
-    return await this.#signBatchOnce(name, policy, requests);
+    return await this.#signBatchOnce(name, policy, requests, since);
   }
 
-  async #signBatchOnce(name: string, policy: KeyPolicy, requests: readonly SignRequest[]): Promise<Array<SignResult | SignetError>> {
+  async #signBatchOnce(name: string, policy: KeyPolicy, requests: readonly SignRequest[], since: number): Promise<Array<SignResult | SignetError>> {
     const nowMs = Date.now();
     const view = this.#view(name, nowMs);
     // Every item reaches the batcher synchronously, so together() sees the whole batch (and may send its first
     // pieces while the rest are encoded).
     return await Promise.all(this.#batcher.together(requests.length, () => requests.map(async (request) => {
       try {
-        return await this.#signClaims(name, view, policy, request, nowMs);
+        return await this.#signClaims(name, view, policy, request, nowMs, since);
       } catch (error) {
         if (error instanceof SignetError) return error;
         throw error;
@@ -163,7 +167,7 @@ export class Signer {
   }
 
   /** Header (cached per kid, alg, typ) + Vault signature of `header.payload` with the view's signing version. */
-  async #signWith(name: string, view: KeyView, typ: string, payload: string): Promise<{ header: string; signature: string }> {
+  async #signWith(name: string, view: KeyView, typ: string, payload: string, since: number): Promise<{ header: string; signature: string }> {
     const { signing, alg } = view;
     const headerId = `${signing.kid}\0${alg}\0${typ}`;
     let header = this.#headers.get(headerId);
@@ -178,6 +182,7 @@ export class Signer {
       { name, version: signing.version, keyType: view.type, spec: view.spec },
       transitSignInput(signingInput, view.spec),
       signingInput.length,
+      since,
     );
     let signature = jwsSignatureFromVault(vaultSignature, signing.version);
     // One spelling per token: ECDSA signatures go out in their low-S form (/v1/verify refuses the other). About
@@ -190,13 +195,13 @@ export class Signer {
     return { header, signature };
   }
 
-  async #signOnce(name: string, policy: KeyPolicy, request: SignRequest): Promise<SignResult> {
+  async #signOnce(name: string, policy: KeyPolicy, request: SignRequest, since: number): Promise<SignResult> {
     const nowMs = Date.now();
-    return await this.#signClaims(name, this.#view(name, nowMs), policy, request, nowMs);
+    return await this.#signClaims(name, this.#view(name, nowMs), policy, request, nowMs, since);
   }
 
   /** One token of a claims request, signed with `view`'s signing version. */
-  async #signClaims(name: string, view: KeyView, policy: KeyPolicy, request: SignRequest, nowMs: number): Promise<SignResult> {
+  async #signClaims(name: string, view: KeyView, policy: KeyPolicy, request: SignRequest, nowMs: number, since: number): Promise<SignResult> {
     const now = Math.floor(nowMs / 1000);
     let ttl: number | undefined;
     if (request.ttl !== undefined) {
@@ -209,7 +214,7 @@ export class Signer {
       throw new ClaimPolicyError(`header typ: not one of this key's allowed_typ (${policy.allowedTyp.join(', ')})`);
     }
     const payload = encodePayload(issued.claims);
-    const { header, signature } = await this.#signWith(name, view, typ, payload);
+    const { header, signature } = await this.#signWith(name, view, typ, payload, since);
     return {
       token: `${header}.${payload}.${signature}`,
       kid: view.signing.kid,

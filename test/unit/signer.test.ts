@@ -1,0 +1,67 @@
+// The signer's retry after Vault refuses a key version (an operator raised min_encryption_version): the second
+// attempt signs with the new version within what is left of the caller's sign_timeout, not a fresh one. Driven
+// through a real SignBatcher whose Vault the test plays: the first attempt is refused after a while, the second
+// never answered.
+
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { buildConfig } from '../../src/config.ts';
+import { SignetError, VaultUnavailableError } from '../../src/errors.ts';
+import { algSpec } from '../../src/jwt/algorithms.ts';
+import type { Keyring, KeyView } from '../../src/keys/keyring.ts';
+import { DEFAULT_BATCHER, SignBatcher, type LaneKey } from '../../src/signer/batcher.ts';
+import { Signer } from '../../src/signer/signer.ts';
+import type { ItemResult } from '../../src/vault/transit.ts';
+
+const SIGN_TIMEOUT_MS = 1500;
+/** A loaded CI fires timers late; before the fix the sign failed at the first answer + SIGN_TIMEOUT_MS (2 s). */
+const LATE_MARGIN_MS = 350;
+
+function setup(firstAnswerMs: number) {
+  const config = buildConfig({ keys: [{ name: 'app', issuer: 'https://issuer.test' }] }, { VAULT_TOKEN: 't' });
+  let version = 1;
+  const keyring = {
+    view: (): KeyView => ({ name: 'app', alg: 'ES256', type: 'ecdsa-p256', spec: algSpec('ES256'), signing: { kid: `app-v${version}`, version } }) as unknown as KeyView,
+  } as unknown as Keyring;
+  const calls: number[] = [];
+  const send = async (lane: LaneKey, inputs: string[]): Promise<ItemResult[]> => {
+    calls.push(lane.version);
+    if (lane.version === 2) return await new Promise<ItemResult[]>(() => {});
+    await sleep(firstAnswerMs);
+    return inputs.map(() => ({ error: 'requested version for signing is less than the minimum encryption key version' }));
+  };
+  const batcher = new SignBatcher({ ...DEFAULT_BATCHER, maxWaitMs: SIGN_TIMEOUT_MS }, send);
+  const signer = new Signer(config.keys, keyring, batcher, async () => { version = 2; });
+  return { signer, calls };
+}
+
+describe('Signer: the min_encryption_version retry keeps the caller\'s deadline', () => {
+  test('one token: refused after 500 ms, signed again with the new version, answered 503 at sign_timeout from the start', async () => {
+    const { signer, calls } = setup(500);
+    const started = performance.now();
+    await assert.rejects(signer.sign('app', { claims: {} }), VaultUnavailableError);
+    const took = performance.now() - started;
+    assert.deepEqual(calls, [1, 2], 'tried again with the new version');
+    assert.ok(took >= SIGN_TIMEOUT_MS - 5 && took <= SIGN_TIMEOUT_MS + LATE_MARGIN_MS, `answered after ${Math.round(took)} ms`);
+  });
+
+  test('a batch: the same, for every item', async () => {
+    const { signer, calls } = setup(500);
+    const started = performance.now();
+    const results = await signer.signBatch('app', Array.from({ length: 3 }, () => ({ claims: {} })));
+    const took = performance.now() - started;
+    assert.deepEqual(calls, [1, 2]);
+    assert.ok(results.every((r) => r instanceof SignetError && r.status === 503), 'every item a 503');
+    assert.ok(took >= SIGN_TIMEOUT_MS - 5 && took <= SIGN_TIMEOUT_MS + LATE_MARGIN_MS, `answered after ${Math.round(took)} ms`);
+  });
+
+  test('refused after 1,200 ms: what is left (300 ms) cannot cover a Vault call (1.2 s lately), so the retry is refused at once', async () => {
+    const { signer, calls } = setup(1200);
+    const started = performance.now();
+    await assert.rejects(signer.sign('app', { claims: {} }), (error: unknown) => error instanceof VaultUnavailableError && /could not be answered within sign_timeout/.test(error.message));
+    const took = performance.now() - started;
+    assert.deepEqual(calls, [1], 'no second Vault call');
+    assert.ok(took < SIGN_TIMEOUT_MS, `answered after ${Math.round(took)} ms, before the deadline`);
+  });
+});
