@@ -3,8 +3,9 @@
 // Vault carry merged batches of up to max_batch_size (256). While they sign, Vault is paused (SIGSTOP) for 1.5 s
 // three times, and then an operator raises min_encryption_version (the immediate switch). Asserted over every
 // answer of the run:
-// - HTTP 200 or 503 with Retry-After, never another status or a dropped connection, never later than sign_timeout
-//   plus a margin (on the time this process's event loop ran: Signet and the clients share it);
+// - HTTP 200 or 503 with Retry-After, never another status or a dropped connection; answered by Signet within
+//   sign_timeout + 0.5 s of the request's arrival (its request line), and read by the client within sign_timeout
+//   + 1 s (on the time this process's event loop ran: Signet and the 32 clients share it);
 // - in a 200, each item a token or its own 503 (Vault away, or a sign that could not be answered in time);
 // - every token verifies with the JWKS, and a batch's tokens share one kid (one key version per batch);
 // - after each resume, a batch sent afterwards is signed whole within the breaker's cooldown plus a margin
@@ -26,11 +27,15 @@ const PAUSES = 3;
 /** The breaker's longest cooldown (src/vault/breaker.ts, README "at most 2 s"), as in outage.test.ts. */
 const MAX_COOLDOWN_MS = 2000;
 /**
- * A batch is answered once its last item is: a waiting one up to the sweeper's 100 ms after its deadline, and then
- * 64 answers are assembled and read on an event loop shared with 31 other clients' batches. With another suite on
- * the 2 cores, answers came up to 560 ms after sign_timeout (the batcher before merged calls too), on the time the
- * loop ran: the bound catches a sign that waits for a second deadline (a retry with a fresh sign_timeout, a hang),
- * not that jitter. Single signs are held to 250 ms (outage.test.ts).
+ * Signet's own time for a batch (its request log line: from the request's arrival to its answer written) is held to
+ * sign_timeout + this: a batch is answered once its last item is, a waiting one up to the queue sweeper's 100 ms
+ * after its deadline, and then 64 answers are assembled. Measured 0.99-1.25 s with two other suites on the cores.
+ */
+const SIGNET_LATE_MARGIN_MS = 500;
+/**
+ * The clients' time also holds the wait for the event loop that Signet and 32 clients share, on both sides of
+ * Signet's: with another suite on the 2 cores, up to 560 ms beyond sign_timeout (the batcher before merged calls
+ * too) on the time the loop ran, while Signet's own stayed within the bound above. This one catches a hang.
  */
 const LATE_MARGIN_MS = 1000;
 /** Vault's own first answers after SIGCONT on a loaded CI (outage.test.ts). */
@@ -48,6 +53,8 @@ interface Answer {
   /** Statuses of the items that got an error, and their messages. */
   itemErrors: Array<{ status: number; error: string }>;
   error?: string;
+  /** x-request-id, to find Signet's own request line. */
+  requestId: string | null;
 }
 
 function batchLoad(signet: TestSignet) {
@@ -65,10 +72,10 @@ function batchLoad(signet: TestSignet) {
           at, ms: Date.now() - at, run: 0, status: response.status, retryAfter: response.headers.get('retry-after'),
           tokens: results.filter((r) => r.token).map((r) => r.token!),
           itemErrors: results.filter((r) => !r.token).map((r) => ({ status: r.status ?? 0, error: r.error ?? '' })),
-          error: response.body?.errors?.[0],
+          error: response.body?.errors?.[0], requestId: response.headers.get('x-request-id'),
         });
       } catch (error) {
-        answers.push({ at, ms: Date.now() - at, run: 0, status: 0, retryAfter: null, tokens: [], itemErrors: [], error: (error as Error).message });
+        answers.push({ at, ms: Date.now() - at, run: 0, status: 0, retryAfter: null, tokens: [], itemErrors: [], error: (error as Error).message, requestId: null });
       }
     }
   });
@@ -145,12 +152,20 @@ describe('callers\' batches (merged calls) under Vault pauses and an immediate k
 
       const jwks = (await signet.get('/.well-known/jwks.json')).body as JSONWebKeySet;
       const keySet = createLocalJWKSet(jwks);
+      // Signet's own time per request: its debug request line (the test harness logs at debug), by request id.
+      const signetMs = new Map<string, number>();
+      for (const line of signet.logs) {
+        if (!line.includes('"msg":"request"')) continue;
+        const entry = JSON.parse(line) as { reqId?: string; ms?: number };
+        if (entry.reqId && typeof entry.ms === 'number') signetMs.set(entry.reqId, entry.ms);
+      }
       const tokens = load.answers.flatMap((a) => a.tokens);
       const itemErrors = load.answers.flatMap((a) => a.itemErrors);
       const stats = {
         requests: load.answers.length, tokens: tokens.length, item_errors: itemErrors.length,
         whole_batches: load.answers.filter(whole).length, requests_503: load.answers.filter((a) => a.status === 503).length,
         merged_calls: await merged(), recovery_ms: recoveries, slowest_answer_ms: Math.max(...load.answers.map((a) => a.run)),
+        slowest_signet_ms: Math.round(Math.max(...signetMs.values())),
         event_loop_stalled_ms: load.lag.totalMs(),
       };
       process.stderr.write(`batch-faults: ${JSON.stringify(stats)}\n`);
@@ -165,6 +180,9 @@ describe('callers\' batches (merged calls) under Vault pauses and an immediate k
           assert.equal(new Set(a.tokens.map((t) => decodeProtectedHeader(t).kid)).size <= 1, true, `${when}: one key version per batch`);
         }
         assert.ok(a.run <= SIGN_TIMEOUT_MS + LATE_MARGIN_MS, `${when} answered after ${a.ms} ms (${a.run} ms with the event-loop stalls taken out)`);
+        const own = signetMs.get(a.requestId ?? '');
+        assert.ok(own !== undefined, `${when}: Signet's request line`);
+        assert.ok(own <= SIGN_TIMEOUT_MS + SIGNET_LATE_MARGIN_MS, `${when}: Signet answered it ${Math.round(own)} ms after it arrived`);
       }
       for (const token of tokens) await jwtVerify(token, keySet, { algorithms: ['ES256'] });
       for (const ms of recoveries) assert.ok(ms <= MAX_COOLDOWN_MS + RECOVERY_MARGIN_MS, `signing resumed ${ms} ms after Vault did`);
