@@ -506,6 +506,8 @@ async function main(): Promise<void> {
         if ((mode === 'f' || mode === 'g' || mode === 'h') && !BATCH_CLIENTS.has(clients)) continue;
         log(`${c.alg} ${String(clients).padStart(2)} clients ${MODE_LABEL[mode]}${REPEAT > 1 ? ` round ${round}` : ''}`);
         const signet = mode === 'c' ? off : mode === 'd' || mode === 'f' ? on : mode === 'e' ? audited : mode === 'u' ? unix : undefined;
+        // (f) and (h): callers' batches, to the default Signet or to the one with BENCH_BATCHER_ALT.
+        const batchSignet = mode === 'f' ? on : mode === 'h' ? alt : undefined;
         const spec: LoadSpec = mode === 'p'
           ? { url: `${proxy.url}/v1/${vaultSignPath(c)}`, headers: {}, body: vaultBody(c, 1), connections: clients, tokensPerRequest: 1, vaultPid, signetPid: proxy.pid }
           : mode === 'g'
@@ -513,10 +515,10 @@ async function main(): Promise<void> {
             url: `${proxy.url}/jwt/${c.alg}/v1/${vaultSignPath(c)}`, headers: {}, body: BATCH_SIGN_BODY, connections: clients, tokensPerRequest: BATCH_ITEMS,
             vaultPid, signetPid: proxy.pid, rounds: true,
           }
-          : mode === 'f' || mode === 'h'
+          : batchSignet
           ? {
-            url: `${(mode === 'h' ? alt! : on).url}/v1/sign/${c.key}`, headers: {}, body: BATCH_SIGN_BODY, connections: clients, tokensPerRequest: BATCH_ITEMS,
-            vaultPid, signetPid: (mode === 'h' ? alt! : on).pid, signetMetrics: { url: (mode === 'h' ? alt! : on).url, key: c.key }, rounds: true,
+            url: `${batchSignet.url}/v1/sign/${c.key}`, headers: {}, body: BATCH_SIGN_BODY, connections: clients, tokensPerRequest: BATCH_ITEMS,
+            vaultPid, signetPid: batchSignet.pid, signetMetrics: { url: batchSignet.url, key: c.key }, rounds: true,
           }
           : signet
           ? {

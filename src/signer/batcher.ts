@@ -425,9 +425,9 @@ export class SignBatcher {
    * share of the backlog each, up to the cap. So a backlog Vault's cores can take leaves as parallel full batches
    * (Signet turns each answer into tokens while Vault signs the others), and only a deeper one in fewer, larger calls.
    */
-  #callSize(lane: Lane, full: number): number {
+  #callSize(lane: Lane, fullSize: number): number {
     const limit = Math.max(this.#fullLimit(lane.key), this.#options.partialInFlight);
-    if (lane.queue.length <= full * limit) return full;
+    if (lane.queue.length <= fullSize * limit) return fullSize;
     const calls = Math.max(1, limit - lane.inFlight);
     return Math.min(this.#callCap(lane.key), Math.ceil(lane.queue.length / calls));
   }
@@ -454,20 +454,20 @@ export class SignBatcher {
   }
 
   /** Whether the lane may send another call now: a full batch while Vault has room, a partial one while none is out. */
-  #maySend(lane: Lane, limit: number): boolean {
+  #maySend(lane: Lane, fullSize: number): boolean {
     if (lane.inFlight >= this.#options.maxInFlight) return false;
-    if (lane.queue.length >= limit) return lane.inFlight < Math.max(this.#fullLimit(lane.key), this.#options.partialInFlight);
+    if (lane.queue.length >= fullSize) return lane.inFlight < Math.max(this.#fullLimit(lane.key), this.#options.partialInFlight);
     return lane.partialInFlight < this.#options.partialInFlight;
   }
 
   #pump(lane: Lane): void {
-    const full = this.#fullSize(lane.key);
-    const size = this.#callSize(lane, full);
-    while (lane.queue.length > 0 && this.#maySend(lane, full)) {
+    const fullSize = this.#fullSize(lane.key);
+    const size = this.#callSize(lane, fullSize);
+    while (lane.queue.length > 0 && this.#maySend(lane, fullSize)) {
       // Shed, before sending, the waiters whose remaining time cannot cover what this Vault call takes now: sending
       // them would only abort the call at their deadline, which reads as Vault's silence and opens the circuit.
       const now = performance.now();
-      const expected = (this.#latencyMs.get(lane.key.name) ?? 0) * (size / full);
+      const expected = (this.#latencyMs.get(lane.key.name) ?? 0) * (size / fullSize);
       const batch: Waiting[] = [];
       while (batch.length < size && lane.queue.length > 0) {
         const w = lane.queue.shift()!;
@@ -479,13 +479,13 @@ export class SignBatcher {
         }
       }
       if (batch.length === 0) break;
-      const isFull = batch.length >= full;
-      if (!isFull && lane.partialInFlight >= this.#options.partialInFlight) {
+      const full = batch.length >= fullSize;
+      if (!full && lane.partialInFlight >= this.#options.partialInFlight) {
         // Shedding left a partial batch and a partial call is already out: these wait for the next round.
         lane.queue.unshift(...batch);
         break;
       }
-      this.#dispatch(lane, batch, isFull, now);
+      this.#dispatch(lane, batch, full, now);
     }
     this.#retire(lane);
   }
