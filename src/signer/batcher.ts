@@ -118,13 +118,25 @@ export interface LaneKey {
   spec: AlgSpec;
 }
 
+/**
+ * Told once per sign, with Vault's `vault:vN:...` signature or the error that ended it, and the `index` the sign was
+ * submitted with. May be called synchronously from submit() (a sign refused before it queues).
+ */
+export type SignSettled = (index: number, signature: string | undefined, error: Error | undefined) => void;
+
+/**
+ * A sign waiting for its signature. A callback and an index rather than a promise per sign: a caller's batch of 64
+ * shares one callback (and one promise, see Signer.signBatch), which keeps the per-item work off the microtask queue.
+ */
 interface Waiting {
   input: string;
   /** performance.now() after which the request gives up. */
   deadline: number;
+  /** What it holds against max_pending_bytes, released when it settles. */
+  bytes: number;
   settled: boolean;
-  resolve: (signature: string) => void;
-  reject: (error: Error) => void;
+  index: number;
+  done: SignSettled;
 }
 
 /**
@@ -150,6 +162,8 @@ interface HeldLane {
 interface Lane {
   id: string;
   key: LaneKey;
+  /** Removed from the lane map (empty and idle); a sign for its key version then makes a new lane. */
+  retired: boolean;
   queue: Waiting[];
   inFlight: number;
   /** Calls out carrying fewer items than the batch limit. */
@@ -201,6 +215,8 @@ export class SignBatcher {
   /** Per key: whether spreading its lone batches has been faster than sending them whole. */
   readonly #spreadChoices = new Map<string, SpreadChoice>();
   #pendingBytes = 0;
+  /** The lane of the last sign: a caller's batch submits every item with one LaneKey, so one id and lookup serve all. */
+  #recent: Lane | undefined;
   /**
    * While together() runs: how many signs it starts, and each lane they reach with its plan; undefined otherwise.
    */
@@ -245,17 +261,40 @@ export class SignBatcher {
    * refused a key version): its deadline counts from then, so a retry gets what is left of sign_timeout, not more.
    */
   sign(key: LaneKey, input: string, heldBytes = input.length, since?: number): Promise<string> {
-    const id = `${key.name}\0${key.version}`;
-    let lane = this.#lanes.get(id);
-    if (!lane) {
-      lane = { id, key, queue: [], inFlight: 0, partialInFlight: 0, lastCallFailed: false };
-      this.#lanes.set(id, lane);
+    const { promise, resolve, reject } = Promise.withResolvers<string>();
+    this.submit(key, input, heldBytes, since, 0, (_index, signature, error) => {
+      if (error) reject(error);
+      else resolve(signature!);
+    });
+    return promise;
+  }
+
+  /**
+   * sign() with a callback: `done(index, signature, error)` is called once, synchronously when the sign is refused
+   * before it queues (queue full, past its deadline already, max_pending_bytes), later otherwise.
+   */
+  submit(key: LaneKey, input: string, heldBytes: number, since: number | undefined, index: number, done: SignSettled): void {
+    let lane = this.#recent;
+    if (lane === undefined || lane.key !== key || lane.retired) {
+      const id = `${key.name}\0${key.version}`;
+      lane = this.#lanes.get(id);
+      if (!lane) {
+        lane = { id, key, retired: false, queue: [], inFlight: 0, partialInFlight: 0, lastCallFailed: false };
+        this.#lanes.set(id, lane);
+      }
+      this.#recent = lane;
     }
     const idle = lane.inFlight === 0 && lane.queue.length === 0;
-    const promise = this.#enqueue(lane, input, heldBytes, since);
+    const refused = this.#enqueue(lane, input, heldBytes, since, index, done);
+    if (refused) {
+      // A lane made for this sign alone does not stay in the map.
+      this.#retire(lane);
+      done(index, undefined, refused);
+      return;
+    }
     if (!this.#held) {
       this.#release(lane);
-      return promise;
+      return;
     }
     let held = this.#held.lanes.get(lane);
     if (!held) {
@@ -268,7 +307,6 @@ export class SignBatcher {
       this.#dispatchLone(lane, held, lane.queue.splice(0, held.pieceSize));
       held.piecesLeft--;
     }
-    return promise;
   }
 
   /**
@@ -335,10 +373,11 @@ export class SignBatcher {
     if (lane.queue.length > 0 && !lane.sweeper) this.#startSweeper(lane);
   }
 
-  #enqueue(lane: Lane, input: string, bytes: number, since?: number): Promise<string> {
+  /** Queues a sign, or returns why it is refused (nothing queued then). */
+  #enqueue(lane: Lane, input: string, bytes: number, since: number | undefined, index: number, done: SignSettled): Error | undefined {
     const { key } = lane;
     if (lane.queue.length >= this.#options.maxQueue) {
-      return Promise.reject(overloaded(`the sign queue of key "${key.name}" is full (${this.#options.maxQueue} waiting, batching.max_queue)`));
+      return (overloaded(`the sign queue of key "${key.name}" is full (${this.#options.maxQueue} waiting, batching.max_queue)`));
     }
     const now = performance.now();
     const deadline = (since ?? now) + this.#options.maxWaitMs;
@@ -350,34 +389,23 @@ export class SignBatcher {
       const perRound = this.#fullSize(key) * Math.max(this.#options.partialInFlight, this.#fullLimit(key));
       const answeredIn = (Math.floor(lane.queue.length / perRound) + 1) * expected * SAFETY;
       if (answeredIn > deadline - now) {
-        return Promise.reject(overloaded(`${lane.queue.length} signs of key "${key.name}" are waiting and Vault takes about ${Math.round(expected)} ms per call: this one could not be answered within sign_timeout`));
+        return (overloaded(`${lane.queue.length} signs of key "${key.name}" are waiting and Vault takes about ${Math.round(expected)} ms per call: this one could not be answered within sign_timeout`));
       }
     }
     if (this.#pendingBytes + bytes > this.#options.maxPendingBytes) {
-      return Promise.reject(overloaded(`${Math.round(this.#pendingBytes / 1024)} KiB of signs are pending (batching.max_pending_bytes)`));
+      return (overloaded(`${Math.round(this.#pendingBytes / 1024)} KiB of signs are pending (batching.max_pending_bytes)`));
     }
     this.#pendingBytes += bytes;
-    const { promise, resolve, reject } = Promise.withResolvers<string>();
-    // Every waiter settles exactly once (its deadline timer and Vault's answer may race), releasing its bytes then.
-    const waiting: Waiting = {
-      input,
-      deadline,
-      settled: false,
-      resolve: (signature) => {
-        if (waiting.settled) return;
-        waiting.settled = true;
-        this.#pendingBytes -= bytes;
-        resolve(signature);
-      },
-      reject: (error) => {
-        if (waiting.settled) return;
-        waiting.settled = true;
-        this.#pendingBytes -= bytes;
-        reject(error);
-      },
-    };
-    lane.queue.push(waiting);
-    return promise;
+    lane.queue.push({ input, deadline, bytes, settled: false, index, done });
+    return undefined;
+  }
+
+  /** Settles a waiter once (its deadline timer and Vault's answer may race), releasing its bytes. */
+  #settle(w: Waiting, signature: string | undefined, error: Error | undefined): void {
+    if (w.settled) return;
+    w.settled = true;
+    this.#pendingBytes -= w.bytes;
+    w.done(w.index, signature, error);
   }
 
   /** A lane removes only itself: a newer lane may have taken its id since. */
@@ -387,6 +415,7 @@ export class SignBatcher {
       clearInterval(lane.sweeper);
       lane.sweeper = undefined;
     }
+    lane.retired = true;
     if (this.#lanes.get(lane.id) === lane) this.#lanes.delete(lane.id);
   }
 
@@ -398,7 +427,7 @@ export class SignBatcher {
         const expired = lane.queue.filter((w) => w.deadline <= now);
         lane.queue = lane.queue.filter((w) => w.deadline > now);
         const error = vaultTooSlow(lane.key.name);
-        for (const w of expired) w.reject(error);
+        for (const w of expired) this.#settle(w, undefined, error);
       }
       if (lane.queue.length === 0) {
         clearInterval(lane.sweeper);
@@ -473,7 +502,7 @@ export class SignBatcher {
         const w = lane.queue.shift()!;
         if (w.deadline - now < expected * SAFETY) {
           // After a failed call the wait was Vault's doing (the calls ahead hung until their deadline), not Signet's.
-          w.reject(lane.lastCallFailed ? vaultTooSlow(lane.key.name) : overloaded(`this sign waited ${Math.round(this.#options.maxWaitMs - (w.deadline - now))} ms in Signet's queue and Vault now takes about ${Math.round(expected)} ms, past sign_timeout`));
+          this.#settle(w, undefined, lane.lastCallFailed ? vaultTooSlow(lane.key.name) : overloaded(`this sign waited ${Math.round(this.#options.maxWaitMs - (w.deadline - now))} ms in Signet's queue and Vault now takes about ${Math.round(expected)} ms, past sign_timeout`));
         } else {
           batch.push(w);
         }
@@ -524,15 +553,15 @@ export class SignBatcher {
         this.#finish(lane, batch, full, timer, () => batch.forEach((w, i) => {
           const result = results[i];
           // Every waiter settles, even if the answer is short: a missing item must not wait forever.
-          if (!result) w.reject(new VaultItemMissingError('Vault answered the batch without a result for this item'));
-          else if ('signature' in result) w.resolve(result.signature);
-          else w.reject(itemError(result.error));
+          if (!result) this.#settle(w, undefined, new VaultItemMissingError('Vault answered the batch without a result for this item'));
+          else if ('signature' in result) this.#settle(w, result.signature, undefined);
+          else this.#settle(w, undefined, itemError(result.error));
         }));
       },
       (error: Error) => {
         lane.lastCallFailed = true;
         ended?.(undefined);
-        this.#finish(lane, batch, full, timer, () => batch.forEach((w) => w.reject(error)));
+        this.#finish(lane, batch, full, timer, () => batch.forEach((w) => this.#settle(w, undefined, error)));
       },
     );
   }
@@ -556,7 +585,7 @@ export class SignBatcher {
       try {
         settle();
       } catch (error) {
-        for (const w of batch) w.reject(error instanceof Error ? error : new Error(String(error)));
+        for (const w of batch) this.#settle(w, undefined, error instanceof Error ? error : new Error(String(error)));
       }
     };
     if (lane.inFlight > before) setImmediate(settleAll);
@@ -573,7 +602,7 @@ export class SignBatcher {
       timer.handle = setTimeout(() => {
         const now = performance.now();
         const error = new VaultUnavailableError('sign', `Vault did not answer a sign for key "${lane.key.name}" within sign_timeout`, 1, 'unreachable');
-        for (const w of open) if (w.deadline <= now + 1) w.reject(error);
+        for (const w of open) if (w.deadline <= now + 1) this.#settle(w, undefined, error);
         arm();
       }, Math.max(0, next - performance.now()));
       timer.handle.unref();

@@ -9,7 +9,7 @@ import type { KeyConfig } from '../keys/config.ts';
 import { encodeHeader, encodePayload } from '../jwt/jws.ts';
 import { jwsSignatureFromVault, transitSignInput } from '../vault/wire.ts';
 import type { Keyring, KeyView, VersionView } from '../keys/keyring.ts';
-import type { SignBatcher } from './batcher.ts';
+import type { LaneKey, SignBatcher, SignSettled } from './batcher.ts';
 import { lowS } from '../jwt/signature.ts';
 
 export interface SignRequest {
@@ -40,23 +40,48 @@ export interface SignResult {
   expires_at: number;
 }
 
-// 128 random bits per jti, drawn from a pooled buffer: one randomBytes call per 256 tokens instead of one each
-// (it was 6-7 % of Signet's CPU at 64 clients, measured with --cpu-prof).
-const JTI_BYTES = 16;
-let pool = Buffer.alloc(0);
-let offset = 0;
+// Random jti values, 22 base64url characters (132 random bits) each, sliced from one pooled string: one randomBytes
+// and one encoding per 256 tokens instead of an encoding per token (the jti was 2 % of Signet's CPU answering
+// callers' batches, measured with --cpu-prof; one randomBytes call each was 6-7 % at 64 clients before the pool).
+const JTI_LENGTH = 22;
+const JTIS_PER_POOL = 256;
+let jtiPool = '';
+let jtiOffset = 0;
 function newJti(): string {
-  if (offset + JTI_BYTES > pool.length) {
-    pool = randomBytes(JTI_BYTES * 256);
-    offset = 0;
+  if (jtiOffset + JTI_LENGTH > jtiPool.length) {
+    // 33 bytes are 44 base64url characters without padding: every character of the pool carries 6 random bits.
+    jtiPool = randomBytes((JTI_LENGTH * JTIS_PER_POOL * 3) / 4).toString('base64url');
+    jtiOffset = 0;
   }
-  const jti = pool.toString('base64url', offset, offset + JTI_BYTES);
-  offset += JTI_BYTES;
+  const jti = jtiPool.slice(jtiOffset, jtiOffset + JTI_LENGTH);
+  jtiOffset += JTI_LENGTH;
   return jti;
 }
 
 /** A key's claims policy and the `typ` values it signs. */
 type KeyPolicy = ClaimsPolicy & { allowedTyp: readonly string[] };
+
+/** A token's parts before Vault's signature: what the batcher's answer is turned into a token with. */
+interface Unsigned {
+  signingInput: string;
+  exp: number;
+  claims: Record<string, unknown>;
+}
+
+/** What a request (one token, or a caller's whole batch) signs with: picked once, before any item is encoded. */
+interface Signing {
+  name: string;
+  view: KeyView;
+  policy: KeyPolicy;
+  /** The batcher's lane: one object for every item, so the batcher finds the lane once. */
+  lane: LaneKey;
+  /** The header of this key's default typ (allowed_typ[0]), the one most tokens carry. */
+  header: string;
+  /** Seconds since the epoch: one clock reading for every item. */
+  now: number;
+  /** performance.now() when the caller's wait began (see SignBatcher.sign). */
+  since: number;
+}
 
 export class Signer {
   readonly #keyring: Keyring;
@@ -94,11 +119,14 @@ export class Signer {
    * with the new version and its kid.
    */
   async sign(name: string, request: SignRequest): Promise<SignResult> {
-    const policy = this.#policies.get(name);
-    if (!policy) throw new UnknownKeyError(name);
+    const policy = this.#policy(name);
     // One deadline for both attempts: the caller's sign_timeout counts from now (see SignBatcher.sign's `since`).
     const since = performance.now();
-    return this.#withMinimumRetry(() => this.#signOnce(name, policy, request, since));
+    return this.#withMinimumRetry(async () => {
+      const signing = this.#signing(name, policy, since);
+      const unsigned = this.#prepare(signing, request);
+      return this.#token(signing, unsigned, await this.#vaultSign(signing, unsigned.signingInput));
+    });
   }
 
   /**
@@ -107,12 +135,13 @@ export class Signer {
    * version choice, batcher and min_encryption_version retry as sign(). The caller validates the payload.
    */
   async signPayload(name: string, payload: string): Promise<PayloadSignature> {
-    if (!this.#policies.has(name)) throw new UnknownKeyError(name);
+    const policy = this.#policy(name);
     const since = performance.now();
     return this.#withMinimumRetry(async () => {
-      const view = this.#view(name, Date.now());
-      const { header, signature } = await this.#signWith(name, view, 'JWT', payload, since);
-      return { header, signature, alg: view.alg, version: view.signing };
+      const signing = this.#signing(name, policy, since);
+      const header = this.#header(signing.view, 'JWT');
+      const signature = this.#signature(signing, await this.#vaultSign(signing, `${header}.${payload}`));
+      return { header, signature, alg: signing.view.alg, version: signing.view.signing };
     });
   }
 
@@ -124,28 +153,70 @@ export class Signer {
    * version, so the answer never mixes versions.
    */
   async signBatch(name: string, requests: readonly SignRequest[]): Promise<Array<SignResult | SignetError>> {
-    const policy = this.#policies.get(name);
-    if (!policy) throw new UnknownKeyError(name);
+    const policy = this.#policy(name);
     const since = performance.now();
-    const results = await this.#signBatchOnce(name, policy, requests, since);
+    const results = await this.#signBatchOnce(this.#signing(name, policy, since), requests);
     if (!results.some((r) => r instanceof VersionBelowMinimumError)) return results;
     await this.#refreshKeys();
-    return await this.#signBatchOnce(name, policy, requests, since);
+    return await this.#signBatchOnce(this.#signing(name, policy, since), requests);
   }
 
-  async #signBatchOnce(name: string, policy: KeyPolicy, requests: readonly SignRequest[], since: number): Promise<Array<SignResult | SignetError>> {
-    const nowMs = Date.now();
-    const view = this.#view(name, nowMs);
-    // Every item reaches the batcher synchronously, so together() sees the whole batch (and may send its first
-    // pieces while the rest are encoded).
-    return await Promise.all(this.#batcher.together(requests.length, () => requests.map(async (request) => {
-      try {
-        return await this.#signClaims(name, view, policy, request, nowMs, since);
-      } catch (error) {
-        if (error instanceof SignetError) return error;
-        throw error;
+  /**
+   * One attempt at a batch: every item is encoded and handed to the batcher synchronously (so together() sees the
+   * whole batch, and may send its first pieces while the rest are encoded), with one callback for all of them and
+   * one promise for the request, not a promise chain per item. An error that is not a SignetError (a bug) fails the
+   * request, as it would fail a single sign.
+   */
+  #signBatchOnce(signing: Signing, requests: readonly SignRequest[]): Promise<Array<SignResult | SignetError>> {
+    const count = requests.length;
+    const results = new Array<SignResult | SignetError>(count);
+    const unsigned = new Array<Unsigned | undefined>(count);
+    const { promise, resolve, reject } = Promise.withResolvers<Array<SignResult | SignetError>>();
+    // One more than the items while the loop below runs: an item refused synchronously cannot resolve it early.
+    let pending = count + 1;
+    let failed = false;
+    const fail = (error: unknown) => {
+      failed = true;
+      reject(error);
+    };
+    const settled: SignSettled = (index, vaultSignature, error) => {
+      if (failed) return;
+      if (error !== undefined) {
+        if (!(error instanceof SignetError)) return fail(error);
+        results[index] = error;
+      } else {
+        try {
+          results[index] = this.#token(signing, unsigned[index]!, vaultSignature!);
+        } catch (tokenError) {
+          if (!(tokenError instanceof SignetError)) return fail(tokenError);
+          results[index] = tokenError;
+        }
       }
-    })));
+      unsigned[index] = undefined;
+      if (--pending === 0) resolve(results);
+    };
+    try {
+      this.#batcher.together(count, () => {
+        for (let index = 0; index < count; index++) {
+          let item: Unsigned;
+          try {
+            item = this.#prepare(signing, requests[index]!);
+          } catch (error) {
+            if (!(error instanceof SignetError)) throw error;
+            results[index] = error;
+            pending--;
+            continue;
+          }
+          unsigned[index] = item;
+          this.#submit(signing, item.signingInput, index, settled);
+        }
+      });
+    } catch (error) {
+      fail(error);
+      return promise;
+    }
+    if (--pending === 0) resolve(results);
+    return promise;
   }
 
   async #withMinimumRetry<T>(once: () => Promise<T>): Promise<T> {
@@ -158,71 +229,97 @@ export class Signer {
     }
   }
 
-  #view(name: string, nowMs: number): KeyView {
+  #policy(name: string): KeyPolicy {
+    const policy = this.#policies.get(name);
+    if (!policy) throw new UnknownKeyError(name);
+    return policy;
+  }
+
+  /** The key's signing version now (the key state may have moved since the last attempt), for one request. */
+  #signing(name: string, policy: KeyPolicy, since: number): Signing {
+    const nowMs = Date.now();
     const view = this.#keyring.view(name, nowMs / 1000);
     if (!view) {
       throw new VaultUnavailableError('sign', `key "${name}" is not loaded from Vault yet; see /readyz and the logs`, 2, 'not_loaded');
     }
-    return view;
+    return {
+      name, view, policy, since,
+      lane: { name, version: view.signing.version, keyType: view.type, spec: view.spec },
+      header: this.#header(view, policy.allowedTyp[0]!),
+      now: Math.floor(nowMs / 1000),
+    };
   }
 
-  /** Header (cached per kid, alg, typ) + Vault signature of `header.payload` with the view's signing version. */
-  async #signWith(name: string, view: KeyView, typ: string, payload: string, since: number): Promise<{ header: string; signature: string }> {
-    const { signing, alg } = view;
-    const headerId = `${signing.kid}\0${alg}\0${typ}`;
+  /** The protected header for the view's signing version and `typ`, cached per (kid, alg, typ). */
+  #header(view: KeyView, typ: string): string {
+    const headerId = `${view.signing.kid}\0${view.alg}\0${typ}`;
     let header = this.#headers.get(headerId);
     if (header === undefined) {
-      header = encodeHeader(alg, signing.kid, typ);
+      header = encodeHeader(view.alg, view.signing.kid, typ);
       if (this.#headers.size > 1024) this.#headers.clear();
       this.#headers.set(headerId, header);
     }
-    const signingInput = `${header}.${payload}`;
-    // The pending sign holds its signing input (and the claims behind it) even when Vault gets only its digest.
-    const vaultSignature = await this.#batcher.sign(
-      { name, version: signing.version, keyType: view.type, spec: view.spec },
-      transitSignInput(signingInput, view.spec),
-      signingInput.length,
-      since,
-    );
-    let signature = jwsSignatureFromVault(vaultSignature, signing.version);
-    // One spelling per token: ECDSA signatures go out in their low-S form (/v1/verify refuses the other). About
-    // half are low-S already and keep Vault's string.
-    if (view.spec.lowS) {
-      const bytes = Buffer.from(signature, 'base64url');
-      const low = lowS(alg, bytes);
-      if (low !== bytes) signature = low.toString('base64url');
-    }
-    return { header, signature };
+    return header;
   }
 
-  async #signOnce(name: string, policy: KeyPolicy, request: SignRequest, since: number): Promise<SignResult> {
-    const nowMs = Date.now();
-    return await this.#signClaims(name, this.#view(name, nowMs), policy, request, nowMs, since);
-  }
-
-  /** One token of a claims request, signed with `view`'s signing version. */
-  async #signClaims(name: string, view: KeyView, policy: KeyPolicy, request: SignRequest, nowMs: number, since: number): Promise<SignResult> {
-    const now = Math.floor(nowMs / 1000);
+  /** One claims request checked against the key's policy and encoded: `header.payload`. Throws a SignetError. */
+  #prepare(signing: Signing, request: SignRequest): Unsigned {
+    const { policy } = signing;
     let ttl: number | undefined;
     if (request.ttl !== undefined) {
       ttl = parseDuration(request.ttl);
       if (ttl === undefined) throw new InvalidRequestError('ttl: must be a duration such as "15m" or a number of seconds');
     }
-    const issued = issueClaims({ claims: request.claims, ttl }, policy, now, newJti);
-    const typ = request.headers?.typ ?? policy.allowedTyp[0]!;
-    if (!policy.allowedTyp.includes(typ)) {
-      throw new ClaimPolicyError(`header typ: not one of this key's allowed_typ (${policy.allowedTyp.join(', ')})`);
+    const issued = issueClaims({ claims: request.claims, ttl }, policy, signing.now, newJti);
+    const typ = request.headers?.typ;
+    let header = signing.header;
+    if (typ !== undefined && typ !== policy.allowedTyp[0]) {
+      if (!policy.allowedTyp.includes(typ)) {
+        throw new ClaimPolicyError(`header typ: not one of this key's allowed_typ (${policy.allowedTyp.join(', ')})`);
+      }
+      header = this.#header(signing.view, typ);
     }
-    const payload = encodePayload(issued.claims);
-    const { header, signature } = await this.#signWith(name, view, typ, payload, since);
+    return { signingInput: `${header}.${encodePayload(issued.claims)}`, exp: issued.exp, claims: issued.claims };
+  }
+
+  /** Hands `header.payload` to the batcher (its digest, where the alg hashes first); `done` gets Vault's answer. */
+  #submit(signing: Signing, signingInput: string, index: number, done: SignSettled): void {
+    // The pending sign holds its signing input (and the claims behind it) even when Vault gets only its digest.
+    this.#batcher.submit(signing.lane, transitSignInput(signingInput, signing.view.spec), signingInput.length, signing.since, index, done);
+  }
+
+  /** #submit for one sign: resolves with Vault's `vault:vN:...` signature. */
+  #vaultSign(signing: Signing, signingInput: string): Promise<string> {
+    const { promise, resolve, reject } = Promise.withResolvers<string>();
+    this.#submit(signing, signingInput, 0, (_index, vaultSignature, error) => {
+      if (error) reject(error);
+      else resolve(vaultSignature!);
+    });
+    return promise;
+  }
+
+  /** The JWS signature segment of Vault's answer: its version checked, ECDSA in low-S form. */
+  #signature(signing: Signing, vaultSignature: string): string {
+    const { view } = signing;
+    const signature = jwsSignatureFromVault(vaultSignature, view.signing.version);
+    // One spelling per token: ECDSA signatures go out in their low-S form (/v1/verify refuses the other). About
+    // half are low-S already and keep Vault's string.
+    if (!view.spec.lowS) return signature;
+    const bytes = Buffer.from(signature, 'base64url');
+    const low = lowS(view.alg, bytes);
+    return low === bytes ? signature : low.toString('base64url');
+  }
+
+  #token(signing: Signing, unsigned: Unsigned, vaultSignature: string): SignResult {
+    const { view } = signing;
     return {
-      token: `${header}.${payload}.${signature}`,
+      token: `${unsigned.signingInput}.${this.#signature(signing, vaultSignature)}`,
       kid: view.signing.kid,
       alg: view.alg,
-      key: name,
+      key: signing.name,
       key_version: view.signing.version,
-      expires_at: issued.exp,
-      claims: issued.claims,
+      expires_at: unsigned.exp,
+      claims: unsigned.claims,
     };
   }
 }

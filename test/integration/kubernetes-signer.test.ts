@@ -397,14 +397,14 @@ describe('serve() with kubernetes clusters (real Vault, a gRPC client on the soc
     // Fault injection on the real path: Vault's real signature, one byte flipped on its way back (a corruption
     // anywhere between Vault and the answer).
     const batcher = running.app.services.batcher;
-    const original = batcher.sign.bind(batcher);
-    batcher.sign = async (key, input) => {
-      const signature = await original(key, input);
+    const original = batcher.submit.bind(batcher);
+    batcher.submit = (key, input, heldBytes, since, index, done) => original(key, input, heldBytes, since, index, (i, signature, error) => {
+      if (signature === undefined) return done(i, signature, error);
       const [prefix, version, value] = signature.split(':');
       const bytes = Buffer.from(value!, 'base64url');
       bytes[10]! ^= 0x01;
-      return `${prefix}:${version}:${bytes.toString('base64url')}`;
-    };
+      done(i, `${prefix}:${version}:${bytes.toString('base64url')}`, undefined);
+    });
     const { call, close } = client(socket, 0);
     try {
       const claims = Buffer.from(JSON.stringify({ sub: 'x', exp: Math.floor(Date.now() / 1000) + 600 })).toString('base64url');
