@@ -79,6 +79,11 @@ function checkNumericDate(claims: Record<string, unknown>, name: SignetClaim): n
   return value;
 }
 
+function withoutRegistered(claims: Record<string, unknown>): Record<string, unknown> {
+  const { iss: _iss, iat: _iat, nbf: _nbf, exp: _exp, jti: _jti, ...rest } = claims;
+  return rest;
+}
+
 /**
  * Builds the payload of a token: the caller's claims checked against the policy, plus iss, iat, nbf, exp, jti.
  * `now` is in seconds since the epoch.
@@ -91,12 +96,15 @@ export function issueClaims(input: IssueInput, policy: ClaimsPolicy, now: number
   }
   for (const name of names) checkShape(claims[name], name, 1, policy.limits);
 
+  let setsRegistered = false;
   for (const name of REGISTERED_BY_SIGNET) {
-    if (Object.hasOwn(claims, name) && !policy.callerMaySet.has(name)) {
+    if (!Object.hasOwn(claims, name)) continue;
+    if (!policy.callerMaySet.has(name)) {
       throw new ClaimPolicyError(
         `claim ${name}: set by Signet; this key's configuration does not let callers set it (keys[].caller_claims)`,
       );
     }
+    setsRegistered = true;
   }
 
   if (Object.hasOwn(claims, 'aud')) {
@@ -165,7 +173,9 @@ export function issueClaims(input: IssueInput, policy: ClaimsPolicy, now: number
     iss = claims.iss;
   }
 
-  const { iss: _iss, iat: _iat, nbf: _nbf, exp: _exp, jti: _jti, ...rest } = claims;
+  // The caller's claims between iss and Signet's others. Copied without the five only when the caller set one of
+  // them: most requests set none, and the copy was a measurable part of each token's CPU.
+  const rest = setsRegistered ? withoutRegistered(claims) : claims;
   return { claims: { iss, ...rest, iat, nbf, exp, jti }, exp };
 }
 

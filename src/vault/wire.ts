@@ -4,10 +4,11 @@
 import { hash } from 'node:crypto';
 import { VaultResponseError } from '../errors.ts';
 import type { AlgSpec } from '../jwt/algorithms.ts';
+import { encodeText } from '../jwt/jws.ts';
 
 /** Transit wants `input` as standard base64 of the exact bytes to sign: the ASCII `header.payload`. */
 export function transitInput(signingInput: string): string {
-  return Buffer.from(signingInput, 'ascii').toString('base64');
+  return encodeText(signingInput, 'base64', 'latin1');
 }
 
 /**
@@ -18,7 +19,10 @@ export function transitSignInput(signingInput: string, spec: AlgSpec): string {
   return spec.prehash ? hash(spec.prehash, signingInput, 'base64') : transitInput(signingInput);
 }
 
-const VAULT_PREFIX = /^vault:v(\d+):(.+)$/;
+// Only the prefix is matched: the signature after it is sliced, not scanned by the expression (this runs per token).
+const VAULT_PREFIX = /^vault:v(\d+):/;
+/** Characters of standard base64 that base64url spells otherwise (or drops: the padding). */
+const STANDARD_BASE64 = /[+/=]/;
 
 /**
  * Turns Vault's `vault:vN:<signature>` into the JWS signature segment, checking that Vault signed with the
@@ -27,14 +31,16 @@ const VAULT_PREFIX = /^vault:v(\d+):(.+)$/;
  */
 export function jwsSignatureFromVault(vaultSignature: string, expectedVersion: number): string {
   const match = VAULT_PREFIX.exec(vaultSignature);
-  if (!match) throw new VaultResponseError('Vault returned a signature without the vault:vN: prefix');
+  if (!match || match[0].length === vaultSignature.length) {
+    throw new VaultResponseError('Vault returned a signature without the vault:vN: prefix');
+  }
   const version = Number(match[1]);
   if (version !== expectedVersion) {
     throw new VaultResponseError(`Vault signed with key version ${version}, but version ${expectedVersion} was requested`);
   }
-  const signature = match[2]!;
+  const signature = vaultSignature.slice(match[0].length);
   // marshaling_algorithm=jws answers base64url already: only standard base64 (HMAC) needs rewriting.
-  return /[+/=]/.test(signature) ? signature.replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '') : signature;
+  return STANDARD_BASE64.test(signature) ? signature.replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '') : signature;
 }
 
 /** The `vault:vN:` form Transit's verify endpoint expects for an HMAC, from a JWS signature segment. */
