@@ -77,7 +77,7 @@ export class VaultHttp {
   }
 
   /**
-   * POSTs a JSON body to /v1/<path> and returns Vault's `data`. Fails fast while the circuit is open. `abandon`: a
+   * POSTs a JSON body to /v1/<path> (an object, or its JSON already encoded as bytes) and returns Vault's `data`. Fails fast while the circuit is open. `abandon`: a
    * signal, or the ms after which the call is given up (its timer is cleared when the call ends: on the sign path an
    * AbortSignal.timeout() per call would keep a timer alive, and build a DOMException, long after each answer).
    */
@@ -119,7 +119,7 @@ export class VaultHttp {
     signal: AbortSignal | undefined, done: (outcome: 'ok' | 'error' | 'unreachable') => void): Promise<Record<string, unknown>> {
     let response;
     try {
-      response = await this.#pool.request({ method: 'POST', path: `/v1/${path}`, headers, body: JSON.stringify(body), signal });
+      response = await this.#pool.request({ method: 'POST', path: `/v1/${path}`, headers, body: body instanceof Uint8Array ? body : JSON.stringify(body), signal });
     } catch (error) {
       done('unreachable');
       throw fromTransportError(operation, this.address, error);

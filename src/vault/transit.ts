@@ -18,15 +18,18 @@ export class Transit {
   }
 
   /**
-   * Signs each input (standard base64; a digest where spec.prehash, see transitSignInput) with `version`; returns
-   * Vault's `vault:vN:...` per item, in order.
+   * Signs each input (standard base64, as transitSignInput makes it: a digest where spec.prehash) with `version`;
+   * returns Vault's `vault:vN:...` per item, in order. The inputs are put in the body as they are (see below): a
+   * string that is not base64 would have to be escaped first.
    */
   async signBatch(name: string, version: number, spec: AlgSpec, inputs: readonly string[], abandon?: AbortSignal | number): Promise<ItemResult[]> {
     const op = spec.operation;
     const path = `${this.#mount}/${op}/${encodeURIComponent(name)}${spec.hash ? `/${spec.hash}` : ''}`;
-    const body = {
-      ...spec.signParams, ...(spec.prehash && { prehashed: true }), key_version: version, batch_input: inputs.map((input) => ({ input })),
-    };
+    const params = JSON.stringify({ ...spec.signParams, ...(spec.prehash && { prehashed: true }), key_version: version });
+    // The body is written around the inputs, not through an object per item: they are standard base64, which JSON
+    // carries as it is, so the text is ASCII and its bytes are its latin1 encoding (a copy, no UTF-8 scan).
+    const items = inputs.length === 0 ? '' : `{"input":"${inputs.join('"},{"input":"')}"}`;
+    const body = Buffer.from(`${params.slice(0, -1)},"batch_input":[${items}]}`, 'latin1');
     const data = await this.#http.post(op, path, body, abandon);
     const results = data.batch_results;
     if (!Array.isArray(results) || results.length !== inputs.length) {
