@@ -81,6 +81,17 @@ export const batchResultsSchema = {
   items: { type: 'object', properties: { ...signResultProperties, error: { type: 'string' }, status: { type: 'integer' }, reference: { type: 'string' } } },
 } as const;
 
+/**
+ * A batch answer as bytes, serialized with the route's response schema. A string answer is measured for its
+ * content-length (Buffer.byteLength) and encoded again when it is written; a batch answer is tens of KB (about 450
+ * bytes a token), so it is encoded once instead: about 2 % of Signet's CPU answering batches of 64 (--cpu-prof).
+ */
+export function batchAnswer(reply: FastifyReply, body: unknown): Buffer {
+  reply.type('application/json; charset=utf-8');
+  // The route's response schema serializer (fast-json-stringify) returns a string.
+  return Buffer.from(reply.serialize(body) as string);
+}
+
 export function outcomeOf(error: unknown): string {
   if (error instanceof AuditUnavailableError) return 'audit_error';
   if (error instanceof SignetError) return error.status >= 500 ? 'vault_error' : error.status === 403 ? 'refused' : 'invalid';
@@ -173,7 +184,10 @@ export function createSignCore(services: Services): SignCore {
         await audit.signDecision({ requestId: context.requestId, caller: callerName(context.caller), key: name, claims: undefined, error });
         throw error;
       }
-      const requests = items.map((item) => ({ claims: item.claims, ttl: item.ttl ?? body.ttl, headers: item.headers ?? body.headers }));
+      // The items are sign requests as they are, unless the body sets defaults for them (a copy per item otherwise).
+      const requests: readonly SignRequest[] = body.ttl === undefined && body.headers === undefined
+        ? items
+        : items.map((item) => ({ claims: item.claims, ttl: item.ttl ?? body.ttl, headers: item.headers ?? body.headers }));
       // Every item is one decision with its own audit record, written before any token of the batch leaves.
       const decided = await signer.signBatch(name, requests);
       const signed = audit.enabled ? await Promise.all(decided.map((r, i) => recorded(context, name, requests[i]!.claims, r))) : decided;

@@ -5,7 +5,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DEFAULT_EVENT_LOOP_GUARD, eventLoopGuard } from './event-loop-guard.ts';
 import type { Services } from '../services.ts';
 import { errorResponses } from './schemas.ts';
-import { batchResultsSchema, createSignCore, keyParams, signBodySchema, signResultSchema, type SignBody, type SignContext, type SignOutcome } from './sign-core.ts';
+import { batchAnswer, batchResultsSchema, createSignCore, keyParams, signBodySchema, signResultSchema, type SignBody, type SignContext, type SignOutcome } from './sign-core.ts';
 import { vaultSignRoutes } from './vault-api.ts';
 
 const response = {
@@ -17,8 +17,8 @@ const response = {
   ...errorResponses,
 } as const;
 
-function signetShape(outcome: SignOutcome) {
-  return outcome.batch ? { key: outcome.key, batch_results: outcome.results } : outcome.result;
+function signetShape(reply: FastifyReply, outcome: SignOutcome) {
+  return outcome.batch ? batchAnswer(reply, { key: outcome.key, batch_results: outcome.results }) : outcome.result;
 }
 
 export default async function signRoutes(app: FastifyInstance, { services }: { services: Services }): Promise<void> {
@@ -31,9 +31,9 @@ export default async function signRoutes(app: FastifyInstance, { services }: { s
   const context = (request: FastifyRequest, reply: FastifyReply): SignContext =>
     ({ requestId: request.id, caller: request.caller, body: request.body as SignBody, log: request.log, reply });
   app.post('/v1/sign/:key', { schema: { body: signBodySchema, params: keyParams, response } }, async (request, reply) =>
-    signetShape(await core((request.params as { key: string }).key, context(request, reply))));
+    signetShape(reply, await core((request.params as { key: string }).key, context(request, reply))));
   app.post('/v1/sign', { schema: { body: signBodySchema, response } }, async (request, reply) =>
-    signetShape(await core(config.defaultKey, context(request, reply))));
+    signetShape(reply, await core(config.defaultKey, context(request, reply))));
 
   if (config.vaultApi) await app.register(vaultSignRoutes, { services, core, mount: config.vaultApi.mount });
 }

@@ -15,7 +15,7 @@ import { isPublished } from '../keys/schedule.ts';
 import type { Services } from '../services.ts';
 import { describeKey } from './keys.ts';
 import { errorResponses } from './schemas.ts';
-import { batchResultsSchema, keyParams, signBodySchema, signResultSchema, type SignBody, type SignCore, type SignOutcome } from './sign-core.ts';
+import { batchAnswer, batchResultsSchema, keyParams, signBodySchema, signResultSchema, type SignBody, type SignCore, type SignOutcome } from './sign-core.ts';
 
 /**
  * Vault answers `Content-Type: application/json` exactly, and some clients compare it so: hvac reads the
@@ -71,9 +71,11 @@ export async function vaultSignRoutes(app: FastifyInstance, { services, core, mo
       ...errorResponses,
     },
   };
-  const sign = async (name: string, request: FastifyRequest, reply: FastifyReply) => envelope(request.id, dataOf(await core(name, {
-    requestId: request.id, caller: request.caller, body: request.body as SignBody, log: request.log, reply,
-  })));
+  const sign = async (name: string, request: FastifyRequest, reply: FastifyReply) => {
+    const outcome = await core(name, { requestId: request.id, caller: request.caller, body: request.body as SignBody, log: request.log, reply });
+    const answer = envelope(request.id, dataOf(outcome));
+    return outcome.batch ? batchAnswer(reply, answer) : answer;
+  };
   app.route({
     method: ['PUT', 'POST'], url: `/v1/${mount}/sign/:key`, schema: { ...schema, params: keyParams },
     handler: (request, reply) => sign((request.params as { key: string }).key, request, reply),
