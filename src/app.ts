@@ -7,7 +7,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type
 import type { Logger } from 'pino';
 import type { Config } from './config.ts';
 import { SignetError, TokenInvalidError, VaultUnavailableError } from './errors.ts';
-import { createLogger } from './observability/logger.ts';
+import { createLogger, requestLogger } from './observability/logger.ts';
 import healthRoutes from './routes/health.ts';
 import jwksRoutes from './routes/jwks.ts';
 import keysRoutes from './routes/keys.ts';
@@ -52,6 +52,7 @@ function createFastify(config: Config, logger: Logger): FastifyInstance {
     return503OnClosing: true,
     // Per-request lines go out at debug level (onResponse below): at info they would cost the hot path.
     logController: new LogController({ disableRequestLogging: true }),
+    childLoggerFactory: (parent, bindings, options) => requestLogger(parent as Logger, bindings, options) as FastifyBaseLogger,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
