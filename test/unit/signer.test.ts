@@ -65,3 +65,56 @@ describe('Signer: the min_encryption_version retry keeps the caller\'s deadline'
     assert.ok(took < SIGN_TIMEOUT_MS, `answered after ${Math.round(took)} ms, before the deadline`);
   });
 });
+
+// A caller's batch settles through one callback and one count (Signer.signBatch): items refused as they are handed
+// to the batcher (synchronously, inside the loop that hands them over), items refused by the claims policy, and
+// items Vault signs later must each be answered once, in order, and the batch must neither hang nor answer early.
+describe('Signer.signBatch: every item answered once, whichever way it ends', () => {
+  function batchSetup(batcherOptions: Partial<typeof DEFAULT_BATCHER>) {
+    const config = buildConfig({ keys: [{ name: 'app', issuer: 'https://issuer.test' }] }, { VAULT_TOKEN: 't' });
+    const keyring = {
+      view: (): KeyView => ({ name: 'app', alg: 'EdDSA', type: 'ed25519', spec: algSpec('EdDSA'), signing: { kid: 'app-v1', version: 1 } }) as unknown as KeyView,
+    } as unknown as Keyring;
+    const calls: number[] = [];
+    const send = async (_lane: LaneKey, inputs: string[]): Promise<ItemResult[]> => {
+      calls.push(inputs.length);
+      await sleep(5);
+      return inputs.map(() => ({ signature: 'vault:v1:c2lnbmF0dXJl' }));
+    };
+    const batcher = new SignBatcher({ ...DEFAULT_BATCHER, ...batcherOptions }, send);
+    return { signer: new Signer(config.keys, keyring, batcher, async () => {}), batcher, calls };
+  }
+
+  test('a queue that fills mid-batch: the first items signed, the rest refused (503) at once, a policy refusal its own 403', async () => {
+    const { signer, batcher, calls } = batchSetup({ maxQueue: 3 });
+    const requests = Array.from({ length: 8 }, (_, i) => ({ claims: i === 1 ? { iss: 'https://elsewhere' } : { sub: `user-${i}` } }));
+    const results = await signer.signBatch('app', requests);
+    assert.equal(results.length, 8);
+    assert.deepEqual(results.map((r) => (r instanceof SignetError ? r.status : 200)), [200, 403, 200, 200, 503, 503, 503, 503]);
+    assert.match((results[4] as SignetError).message, /sign queue of key "app" is full/);
+    for (const i of [0, 2, 3]) {
+      const { token, kid, expires_at: exp } = results[i] as { token: string; kid: string; expires_at: number };
+      assert.equal(kid, 'app-v1');
+      assert.equal(token.split('.')[2], 'c2lnbmF0dXJl');
+      assert.equal(JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).sub, `user-${i}`);
+      assert.ok(exp > Date.now() / 1000);
+    }
+    assert.equal(calls.reduce((a, b) => a + b, 0), 3, 'only the queued items reached Vault');
+    assert.equal(batcher.pendingBytes(), 0, 'every held byte released');
+  });
+
+  test('every item refused before it queues (max_pending_bytes): the batch answers at once, nothing sent', async () => {
+    const { signer, batcher, calls } = batchSetup({ maxPendingBytes: 10 });
+    const results = await signer.signBatch('app', Array.from({ length: 5 }, (_, i) => ({ claims: { sub: `user-${i}` } })));
+    assert.deepEqual(results.map((r) => (r instanceof SignetError ? r.status : 200)), [503, 503, 503, 503, 503]);
+    assert.deepEqual(calls, []);
+    assert.equal(batcher.pendingBytes(), 0);
+  });
+
+  test('every item refused by the claims policy: answered at once, nothing sent', async () => {
+    const { signer, calls } = batchSetup({});
+    const results = await signer.signBatch('app', [{ claims: { iat: 1 } }, { claims: { jti: 'x' } }]);
+    assert.deepEqual(results.map((r) => (r as SignetError).status), [403, 403]);
+    assert.deepEqual(calls, []);
+  });
+});
