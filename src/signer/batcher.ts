@@ -377,7 +377,7 @@ export class SignBatcher {
   #enqueue(lane: Lane, input: string, bytes: number, since: number | undefined, index: number, done: SignSettled): Error | undefined {
     const { key } = lane;
     if (lane.queue.length >= this.#options.maxQueue) {
-      return (overloaded(`the sign queue of key "${key.name}" is full (${this.#options.maxQueue} waiting, batching.max_queue)`));
+      return overloaded(`the sign queue of key "${key.name}" is full (${this.#options.maxQueue} waiting, batching.max_queue)`);
     }
     const now = performance.now();
     const deadline = (since ?? now) + this.#options.maxWaitMs;
@@ -389,11 +389,11 @@ export class SignBatcher {
       const perRound = this.#fullSize(key) * Math.max(this.#options.partialInFlight, this.#fullLimit(key));
       const answeredIn = (Math.floor(lane.queue.length / perRound) + 1) * expected * SAFETY;
       if (answeredIn > deadline - now) {
-        return (overloaded(`${lane.queue.length} signs of key "${key.name}" are waiting and Vault takes about ${Math.round(expected)} ms per call: this one could not be answered within sign_timeout`));
+        return overloaded(`${lane.queue.length} signs of key "${key.name}" are waiting and Vault takes about ${Math.round(expected)} ms per call: this one could not be answered within sign_timeout`);
       }
     }
     if (this.#pendingBytes + bytes > this.#options.maxPendingBytes) {
-      return (overloaded(`${Math.round(this.#pendingBytes / 1024)} KiB of signs are pending (batching.max_pending_bytes)`));
+      return overloaded(`${Math.round(this.#pendingBytes / 1024)} KiB of signs are pending (batching.max_pending_bytes)`);
     }
     this.#pendingBytes += bytes;
     lane.queue.push({ input, deadline, bytes, settled: false, index, done });

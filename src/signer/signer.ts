@@ -288,14 +288,9 @@ export class Signer {
     this.#batcher.submit(signing.lane, transitSignInput(signingInput, signing.view.spec), signingInput.length, signing.since, index, done);
   }
 
-  /** #submit for one sign: resolves with Vault's `vault:vN:...` signature. */
+  /** #submit for one sign (SignBatcher.sign): resolves with Vault's `vault:vN:...` signature. */
   #vaultSign(signing: Signing, signingInput: string): Promise<string> {
-    const { promise, resolve, reject } = Promise.withResolvers<string>();
-    this.#submit(signing, signingInput, 0, (_index, vaultSignature, error) => {
-      if (error) reject(error);
-      else resolve(vaultSignature!);
-    });
-    return promise;
+    return this.#batcher.sign(signing.lane, transitSignInput(signingInput, signing.view.spec), signingInput.length, signing.since);
   }
 
   /** The JWS signature segment of Vault's answer: its version checked, ECDSA in low-S form. */
