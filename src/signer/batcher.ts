@@ -156,7 +156,17 @@ interface HeldLane {
   items: number;
   answered: number;
   failed: boolean;
+  /** Every call of the batch has left (its round trip is recorded only then). */
+  sent: boolean;
   started: number;
+}
+
+/** A caller's batch inside together(): how many signs it starts, the lanes they reach with their plans. */
+interface HeldBatch {
+  items: number;
+  lanes: Map<Lane, HeldLane>;
+  /** A piece of a spread lone batch left during the current start(): the next items wait for its write. */
+  pieceSent: boolean;
 }
 
 interface Lane {
@@ -217,10 +227,8 @@ export class SignBatcher {
   #pendingBytes = 0;
   /** The lane of the last sign: a caller's batch submits every item with one LaneKey, so one id and lookup serve all. */
   #recent: Lane | undefined;
-  /**
-   * While together() runs: how many signs it starts, and each lane they reach with its plan; undefined otherwise.
-   */
-  #held: { items: number; lanes: Map<Lane, HeldLane> } | undefined;
+  /** The caller's batch whose start() is running (see together()); undefined otherwise. */
+  #held: HeldBatch | undefined;
 
   constructor(options: BatcherOptions, send: SendBatch, observe: BatchObserver = () => {}) {
     // Batching off: every sign is its own call, up to 64 (or max_in_flight) at once, a fixed bound.
@@ -302,32 +310,64 @@ export class SignBatcher {
       this.#held.lanes.set(lane, held);
     }
     if (held.piecesLeft > 1 && lane.queue.length >= held.pieceSize) {
-      // A piece of a lone batch is complete: it leaves now (the connection writes it at once), and Vault signs it
-      // while the caller's remaining claims are still being encoded.
+      // A piece of a lone batch is complete: it leaves now, and together() lets its write go out before the caller's
+      // remaining claims are encoded, so Vault signs it meanwhile.
       this.#dispatchLone(lane, held, lane.queue.splice(0, held.pieceSize));
       held.piecesLeft--;
+      this.#held.pieceSent = true;
     }
   }
 
   /**
-   * Runs `fn`, which starts `items` signs synchronously (a caller's batch_input), and queues them together: they
-   * leave in as few Vault calls as the batch limit allows, not one call per free slot first. A lone batch (its
-   * key version idle, all of it one batch) may be spread instead: see loneBatchCalls and SpreadChoice.
+   * Starts a caller's batch_input: `start(index)` for every index below `items`, in order, each starting one sign
+   * (submit) or settling it at once, and queues them together: they leave in as few Vault calls as the batch limit
+   * allows, not one call per free slot first. A lone batch (its key version idle, all of it one batch) may be
+   * spread instead (see loneBatchCalls and SpreadChoice): then each piece but the last leaves as soon as it is
+   * queued, and the items after it are started from a setImmediate queued behind it. undici writes a request on a
+   * reused keep-alive connection from the check phase (it first lets the idle socket's pending bytes be read), so
+   * without that turn every piece would reach Vault only after the last item was encoded. `end` is called once:
+   * when every item has been started, or with what `start` threw (the items after it are not started).
    */
-  together<T>(items: number, fn: () => T): T {
-    if (this.#held) return fn();
-    const lanes = new Map<Lane, HeldLane>();
-    this.#held = { items, lanes };
+  together(items: number, start: (index: number) => void, end: (error?: unknown) => void): void {
+    if (this.#held) {
+      // Inside another batch's start(): part of that batch (not reached in practice).
+      try {
+        for (let index = 0; index < items; index++) start(index);
+      } catch (error) {
+        end(error);
+        return;
+      }
+      end();
+      return;
+    }
+    this.#startFrom({ items, lanes: new Map(), pieceSent: false }, 0, start, end);
+  }
+
+  /** Starts a held batch's items from `from` until a piece leaves (the rest follow its write) or all are started. */
+  #startFrom(batch: HeldBatch, from: number, start: (index: number) => void, end: (error?: unknown) => void): void {
+    this.#held = batch;
+    let index = from;
+    let failure: { error: unknown } | undefined;
     try {
-      return fn();
+      while (index < batch.items && !batch.pieceSent) start(index++);
+    } catch (error) {
+      failure = { error };
     } finally {
       this.#held = undefined;
-      for (const [lane, plan] of lanes) {
-        // A lone batch (its last piece, or all of it) leaves as it is, timed; anything else the usual way.
-        if (plan.lone && lane.queue.length > 0) this.#dispatchLone(lane, plan, lane.queue.splice(0));
-        this.#release(lane);
-      }
     }
+    if (!failure && index < batch.items) {
+      batch.pieceSent = false;
+      setImmediate(() => this.#startFrom(batch, index, start, end));
+      return;
+    }
+    for (const [lane, plan] of batch.lanes) {
+      // A lone batch (its last piece, or all of it) leaves as it is, timed; anything else the usual way.
+      if (plan.lone && lane.queue.length > 0) this.#dispatchLone(lane, plan, lane.queue.splice(0));
+      plan.sent = true;
+      this.#release(lane);
+    }
+    if (failure) end(failure.error);
+    else end();
   }
 
   /**
@@ -350,7 +390,7 @@ export class SignBatcher {
     // one while the rest are encoded, and that head start is part of what spreading buys.
     return {
       lone, spread, pieceSize: spread ? Math.ceil(items / pieces) : items, piecesLeft: spread ? pieces : 1,
-      calls: 0, items: 0, answered: 0, failed: false, started: performance.now(),
+      calls: 0, items: 0, answered: 0, failed: false, sent: false, started: performance.now(),
     };
   }
 
@@ -360,9 +400,9 @@ export class SignBatcher {
     plan.calls++;
     plan.items += batch.length;
     this.#dispatch(lane, batch, batch.length >= this.#fullSize(lane.key), now, (answeredAt) => {
-      // Every call of the batch has left by now: they all leave before together() returns, answers come later.
+      // A piece may be answered before the batch's last call leaves: the round trip is the last answer's.
       if (answeredAt === undefined) plan.failed = true;
-      if (++plan.answered === plan.calls && !plan.failed) {
+      if (++plan.answered === plan.calls && plan.sent && !plan.failed) {
         this.#spreadChoices.get(lane.key.name)?.record(plan.spread, (answeredAt! - plan.started) / plan.items);
       }
     });

@@ -162,17 +162,18 @@ export class Signer {
   }
 
   /**
-   * One attempt at a batch: every item is encoded and handed to the batcher synchronously (so together() sees the
-   * whole batch, and may send its first pieces while the rest are encoded), with one callback for all of them and
-   * one promise for the request, not a promise chain per item. An error that is not a SignetError (a bug) fails the
-   * request, as it would fail a single sign.
+   * One attempt at a batch: every item is encoded and handed to the batcher in order, inside together() (which sees
+   * the whole batch, and lets a spread batch's first pieces leave while the rest are encoded), with one callback for
+   * all of them and one promise for the request, not a promise chain per item. An error that is not a SignetError
+   * (a bug) fails the request, as it would fail a single sign.
    */
   #signBatchOnce(signing: Signing, requests: readonly SignRequest[]): Promise<Array<SignResult | SignetError>> {
     const count = requests.length;
     const results = new Array<SignResult | SignetError>(count);
     const unsigned = new Array<Unsigned | undefined>(count);
     const { promise, resolve, reject } = Promise.withResolvers<Array<SignResult | SignetError>>();
-    // One more than the items while the loop below runs: an item refused synchronously cannot resolve it early.
+    // One more than the items until together() has started them all: an item signed or refused before then cannot
+    // resolve the request early.
     let pending = count + 1;
     let failed = false;
     const fail = (error: unknown) => {
@@ -195,27 +196,23 @@ export class Signer {
       unsigned[index] = undefined;
       if (--pending === 0) resolve(results);
     };
-    try {
-      this.#batcher.together(count, () => {
-        for (let index = 0; index < count; index++) {
-          let item: Unsigned;
-          try {
-            item = this.#prepare(signing, requests[index]!);
-          } catch (error) {
-            if (!(error instanceof SignetError)) throw error;
-            results[index] = error;
-            pending--;
-            continue;
-          }
-          unsigned[index] = item;
-          this.#submit(signing, item.signingInput, index, settled);
-        }
-      });
-    } catch (error) {
-      fail(error);
-      return promise;
-    }
-    if (--pending === 0) resolve(results);
+    const start = (index: number) => {
+      let item: Unsigned;
+      try {
+        item = this.#prepare(signing, requests[index]!);
+      } catch (error) {
+        if (!(error instanceof SignetError)) throw error;
+        results[index] = error;
+        pending--;
+        return;
+      }
+      unsigned[index] = item;
+      this.#submit(signing, item.signingInput, index, settled);
+    };
+    this.#batcher.together(count, start, (error) => {
+      if (error !== undefined) fail(error);
+      else if (--pending === 0 && !failed) resolve(results);
+    });
     return promise;
   }
 

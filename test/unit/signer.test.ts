@@ -70,7 +70,7 @@ describe('Signer: the min_encryption_version retry keeps the caller\'s deadline'
 // to the batcher (synchronously, inside the loop that hands them over), items refused by the claims policy, and
 // items Vault signs later must each be answered once, in order, and the batch must neither hang nor answer early.
 describe('Signer.signBatch: every item answered once, whichever way it ends', () => {
-  function batchSetup(batcherOptions: Partial<typeof DEFAULT_BATCHER>) {
+  function batchSetup(batcherOptions: Partial<typeof DEFAULT_BATCHER>, answerAtOnce = false) {
     const config = buildConfig({ keys: [{ name: 'app', issuer: 'https://issuer.test' }] }, { VAULT_TOKEN: 't' });
     const keyring = {
       view: (): KeyView => ({ name: 'app', alg: 'EdDSA', type: 'ed25519', spec: algSpec('EdDSA'), signing: { kid: 'app-v1', version: 1 } }) as unknown as KeyView,
@@ -78,7 +78,7 @@ describe('Signer.signBatch: every item answered once, whichever way it ends', ()
     const calls: number[] = [];
     const send = async (_lane: LaneKey, inputs: string[]): Promise<ItemResult[]> => {
       calls.push(inputs.length);
-      await sleep(5);
+      if (answerAtOnce === false) await sleep(5);
       return inputs.map(() => ({ signature: 'vault:v1:c2lnbmF0dXJl' }));
     };
     const batcher = new SignBatcher({ ...DEFAULT_BATCHER, ...batcherOptions }, send);
@@ -109,6 +109,33 @@ describe('Signer.signBatch: every item answered once, whichever way it ends', ()
     assert.deepEqual(results.map((r) => (r instanceof SignetError ? r.status : 200)), [503, 503, 503, 503, 503]);
     assert.deepEqual(calls, []);
     assert.equal(batcher.pendingBytes(), 0);
+  });
+
+  // A lone batch of 64 EdDSA items is spread over two calls, the items after the first piece encoded a turn later.
+  test('a spread batch whose first piece is answered before the rest are encoded (the lane idle again meanwhile): every item once', async () => {
+    const { signer, batcher, calls } = batchSetup({}, true);
+    const requests = Array.from({ length: 64 }, (_, i) => ({ claims: i % 20 === 19 ? { iss: 'https://elsewhere' } : { sub: `user-${i}` } }));
+    for (let round = 0; round < 3; round++) {
+      const results = await signer.signBatch('app', requests);
+      assert.deepEqual(results.map((r) => (r instanceof SignetError ? r.status : 200)), requests.map((_, i) => (i % 20 === 19 ? 403 : 200)));
+      for (const [i, r] of results.entries()) {
+        if (!(r instanceof SignetError)) assert.equal(JSON.parse(Buffer.from(r.token.split('.')[1]!, 'base64url').toString()).sub, `user-${i}`);
+      }
+      assert.equal(batcher.pendingBytes(), 0);
+      assert.equal(batcher.inFlight('app'), 0);
+    }
+    assert.ok(calls.length > 3, `spread into pieces: ${calls.join(', ')}`);
+    assert.equal(calls.reduce((a, b) => a + b, 0), 3 * 61, 'only the items the policy allowed reached Vault');
+  });
+
+  test('a bug in an item after the first piece fails the request; the piece already sent settles without answering twice', async () => {
+    const { signer, batcher, calls } = batchSetup({});
+    const requests: Array<{ claims: Record<string, unknown> }> = Array.from({ length: 64 }, (_, i) => ({ claims: { sub: `user-${i}` } }));
+    requests[40] = { claims: { get sub(): string { throw new TypeError('a claims getter that throws'); } } };
+    await assert.rejects(signer.signBatch('app', requests), TypeError);
+    assert.deepEqual(calls, [32, 8], 'the first piece had left; the items queued before the bug leave as usual');
+    await sleep(20);
+    assert.equal(batcher.pendingBytes(), 0, 'its held bytes released when Vault answered');
   });
 
   test('every item refused by the claims policy: answered at once, nothing sent', async () => {
