@@ -18,7 +18,9 @@
 // BENCH_ALGS=ES256,RS256 and BENCH_CLIENTS=1,64 narrow the matrix (the target ratios then show n/a where a
 // figure is missing). BENCH_SIGNET_NODE_FLAGS="--max-semi-space-size=2" passes Node flags to the Signet
 // processes only; BENCH_BATCHER='{"maxInFlight":2}' sets batcher options, and BENCH_BATCHER_ALT='{...}' starts a
-// second Signet with those measured as (h), (f)'s batches in the same rounds; BENCH_VERIFY=0 skips verification;
+// second Signet with those measured as (h), (f)'s batches in the same rounds; BENCH_ALT_TREE=/path/to/checkout runs
+// (h)'s Signet from another checkout of this repository (a worktree of an older commit, its node_modules linked),
+// for a paired comparison of two versions of the code under the same load; BENCH_VERIFY=0 skips verification;
 // BENCH_MODES=a,d,e measures only those modes; BENCH_REPEAT=5 measures them 5 times in turn (this shared VM's
 // speed drifts from minute to minute): a tokens/s ratio is then the median of the rounds' own ratios, other
 // figures the round with the median tokens/s. BENCH_PIN=1 pins Vault to CPU 0 and everything else (Signet, the
@@ -76,13 +78,15 @@ const CLIENTS = process.env.BENCH_CLIENTS ? process.env.BENCH_CLIENTS.split(',')
 type Mode = 'a' | 'p' | 'b' | 'c' | 'd' | 'u' | 'e' | 'f' | 'g' | 'h';
 /**
  * Modes measured at every client count; 'p' (the floor of a bare Node proxy) and 'u' (Signet's unix socket listener)
- * only at 1 client, 'f', 'g' and 'h' at 1 and 16 (BENCH_BATCH_CLIENTS); 'h' only with BENCH_BATCHER_ALT.
+ * only at 1 client, 'f', 'g' and 'h' at 1 and 16 (BENCH_BATCH_CLIENTS); 'h' only with BENCH_BATCHER_ALT or BENCH_ALT_TREE.
  */
 /** Batcher options of a second Signet measured as (h) with (f)'s batches, in the same rounds: a paired comparison. */
 const BATCHER_ALT = process.env.BENCH_BATCHER_ALT;
+/** Another checkout whose bench/signet-server.ts is (h)'s Signet: two versions of the code, paired. */
+const ALT_TREE = process.env.BENCH_ALT_TREE || undefined;
 const MODES: Mode[] = (['a', 'p', 'b', 'c', 'd', 'u', 'e', 'f', 'g', 'h'] as Mode[])
   .filter((m) => !process.env.BENCH_MODES || process.env.BENCH_MODES.split(',').map((s) => s.trim().toLowerCase()).includes(m))
-  .filter((m) => m !== 'h' || BATCHER_ALT);
+  .filter((m) => m !== 'h' || BATCHER_ALT || ALT_TREE);
 /** Client counts of the callers' batches (f, g, h): the issue's 1 and 16, or BENCH_BATCH_CLIENTS=4,8 for others. */
 const BATCH_CLIENTS = new Set(process.env.BENCH_BATCH_CLIENTS ? process.env.BENCH_BATCH_CLIENTS.split(',').map(Number).filter((n) => n > 0) : [1, 16]);
 const MODE_LABEL: Record<Mode, string> = {
@@ -95,7 +99,7 @@ const MODE_LABEL: Record<Mode, string> = {
   e: '(e) Signet, batching on, audit file',
   f: `(f) Signet, batch_input ${BATCH_ITEMS}`,
   g: `(g) bare Node JWT signer, batch_input ${BATCH_ITEMS}`,
-  h: `(h) Signet, BENCH_BATCHER_ALT, batch_input ${BATCH_ITEMS}`,
+  h: `(h) Signet, ${ALT_TREE ? 'BENCH_ALT_TREE' : 'BENCH_BATCHER_ALT'}, batch_input ${BATCH_ITEMS}`,
 };
 
 interface LoadResult {
@@ -173,7 +177,7 @@ async function machine(vaultBinary: string): Promise<string[]> {
     `load:       autocannon ${autocannonVersion} in the benchmark process; keep-alive, pipelining 1`,
     `Signet:     one process per configuration, node ${SIGNET_FLAGS.length ? SIGNET_FLAGS.join(' ') : '(no extra flags)'} bench/signet-server.ts`
       + `, batcher options ${process.env.BENCH_BATCHER || '(defaults)'}`
-      + `${BATCHER_ALT ? `; (h) with ${BATCHER_ALT}` : ''}`,
+      + `${BATCHER_ALT || ALT_TREE ? `; (h) ${ALT_TREE ? `from ${ALT_TREE}` : ''}${BATCHER_ALT && ALT_TREE ? ', ' : ''}${BATCHER_ALT ? `with ${BATCHER_ALT}` : ''}` : ''}`,
     `duration:   ${DURATION} s per measurement after a ${WARMUP} s warm-up (BENCH_DURATION); (b) in whole rounds lasting at least`
       + ` as long; each phase starts once Vault and the sidecar are idle again`,
     `cpus:       ${PIN ? 'pinned (BENCH_PIN=1): Vault on CPU 0; Signet, the proxy and the load generator on CPU 1' : 'not pinned: Vault, Signet and the load generator share every core'}`,
@@ -222,9 +226,9 @@ async function memoryOf(signet: Signet): Promise<Memory> {
   return (await signet.child.nextMessage()).memory as Memory;
 }
 
-async function startSignet(vault: VaultServer, batching: boolean, keys: unknown[], audit?: { file: string; subject_key_file: string }, socketPath?: string, batcher = process.env.BENCH_BATCHER ?? ''): Promise<Signet> {
-  const child = await startChild(join(HERE, 'signet-server.ts'), {
-    label: `signet batching ${batching ? 'on' : 'off'}${audit ? ', audit' : ''}${socketPath ? ', unix socket' : ''}${batcher ? `, ${batcher}` : ''}`,
+async function startSignet(vault: VaultServer, batching: boolean, keys: unknown[], audit?: { file: string; subject_key_file: string }, socketPath?: string, batcher = process.env.BENCH_BATCHER ?? '', tree?: string): Promise<Signet> {
+  const child = await startChild(tree ? join(tree, 'bench', 'signet-server.ts') : join(HERE, 'signet-server.ts'), {
+    label: `signet batching ${batching ? 'on' : 'off'}${audit ? ', audit' : ''}${socketPath ? ', unix socket' : ''}${batcher ? `, ${batcher}` : ''}${tree ? `, ${tree}` : ''}`,
     nodeArgs: SIGNET_FLAGS,
     env: {
       BENCH_VAULT_ADDR: vault.address,
@@ -465,7 +469,7 @@ async function main(): Promise<void> {
   const [off, on, audited] = [await startSignet(vault, false, keys), await startSignet(vault, true, keys), await startSignet(vault, true, keys, audit)];
   // (u): the same Signet as (d), listening on a unix socket instead of TCP loopback.
   const unix = MODES.includes('u') && CLIENTS.includes(1) ? await startSignet(vault, true, keys, undefined, join(auditDir, 'signet.sock')) : undefined;
-  const alt = MODES.includes('h') ? await startSignet(vault, true, keys, undefined, undefined, BATCHER_ALT) : undefined;
+  const alt = MODES.includes('h') ? await startSignet(vault, true, keys, undefined, undefined, BATCHER_ALT ?? process.env.BENCH_BATCHER ?? '', ALT_TREE) : undefined;
   await sleep(1000);
   off.idleRss = rssBytes(off.pid);
   on.idleRss = rssBytes(on.pid);
@@ -506,7 +510,7 @@ async function main(): Promise<void> {
         if ((mode === 'f' || mode === 'g' || mode === 'h') && !BATCH_CLIENTS.has(clients)) continue;
         log(`${c.alg} ${String(clients).padStart(2)} clients ${MODE_LABEL[mode]}${REPEAT > 1 ? ` round ${round}` : ''}`);
         const signet = mode === 'c' ? off : mode === 'd' || mode === 'f' ? on : mode === 'e' ? audited : mode === 'u' ? unix : undefined;
-        // (f) and (h): callers' batches, to the default Signet or to the one with BENCH_BATCHER_ALT.
+        // (f) and (h): callers' batches, to the default Signet or to (h)'s (BENCH_BATCHER_ALT, BENCH_ALT_TREE).
         const batchSignet = mode === 'f' ? on : mode === 'h' ? alt : undefined;
         const spec: LoadSpec = mode === 'p'
           ? { url: `${proxy.url}/v1/${vaultSignPath(c)}`, headers: {}, body: vaultBody(c, 1), connections: clients, tokensPerRequest: 1, vaultPid, signetPid: proxy.pid }
