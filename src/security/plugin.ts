@@ -70,22 +70,30 @@ async function securityPlugin(app: FastifyInstance, { config, services }: { conf
 
   app.decorateRequest('caller', null);
 
-  app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
+  // Callback-style, as every hook on every request (app.ts): an async hook costs a promise and a microtask turn.
+  // A refusal sends its answer and does not call done(), which ends the request's hook chain there.
+  app.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
     if (!hostAllowed(request.headers.host, allowedHosts)) {
       refusals.inc({ reason: 'host' });
       request.log.info({ event: 'host_refused', host: String(request.headers.host ?? '').slice(0, 100) }, 'request refused: Host not allowed');
-      return refuse(reply, 403, 'Host header is not a loopback address (127.0.0.1, localhost, [::1]) or one of allowed_hosts (DNS-rebinding defence)');
+      refuse(reply, 403, 'Host header is not a loopback address (127.0.0.1, localhost, [::1]) or one of allowed_hosts (DNS-rebinding defence)');
+      return;
     }
-    if (!tokens || publicRoutes.has(request.routeOptions.url ?? '')) return;
+    if (!tokens || publicRoutes.has(request.routeOptions.url ?? '')) {
+      done();
+      return;
+    }
     const result = tokens.authenticate(request.headers.authorization, request.headers['x-vault-token']);
     if (!result.ok) {
       refusals.inc({ reason: `caller_${result.reason}` });
       request.log.info({ event: 'caller_refused', reason: result.reason }, 'request refused: caller authentication');
       const challenge = result.reason === 'invalid' ? 'Bearer realm="signet", error="invalid_token"' : 'Bearer realm="signet"';
-      return refuse(reply, result.status, result.message, result.status === 401 ? { 'www-authenticate': challenge } : { 'retry-after': '5' });
+      refuse(reply, result.status, result.message, result.status === 401 ? { 'www-authenticate': challenge } : { 'retry-after': '5' });
+      return;
     }
     request.caller = result.caller;
     if (result.caller.name !== undefined) request.log = request.log.child({ caller: result.caller.name });
+    done();
   });
 }
 
