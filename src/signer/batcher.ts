@@ -151,6 +151,12 @@ interface HeldLane {
   pieceSize: number;
   /** Pieces not yet sent (the last one leaves when together() ends). */
   piecesLeft: number;
+  /**
+   * This batch's signs queued since its last piece left: the tail of the lane's queue (they are queued within one
+   * start() turn). Only they leave in its pieces: other callers' signs that joined the lane while the batch waited
+   * for a piece's write are queued ahead of them and leave the usual way, within the batch limits.
+   */
+  pending: number;
   /** The lone batch's calls so far, their items, those answered, and when its first sign arrived (performance.now()). */
   calls: number;
   items: number;
@@ -309,13 +315,21 @@ export class SignBatcher {
       held = this.#plan(lane, idle, this.#held.items);
       this.#held.lanes.set(lane, held);
     }
-    if (held.piecesLeft > 1 && lane.queue.length >= held.pieceSize) {
+    held.pending++;
+    if (held.piecesLeft > 1 && held.pending >= held.pieceSize) {
       // A piece of a lone batch is complete: it leaves now, and together() lets its write go out before the caller's
       // remaining claims are encoded, so Vault signs it meanwhile.
-      this.#dispatchLone(lane, held, lane.queue.splice(0, held.pieceSize));
+      this.#dispatchLone(lane, held, this.#takePending(lane, held));
       held.piecesLeft--;
       this.#held.pieceSent = true;
     }
+  }
+
+  /** The signs a held lone batch queued since its last piece (the tail of the lane's queue). */
+  #takePending(lane: Lane, plan: HeldLane): Waiting[] {
+    const taken = lane.queue.splice(lane.queue.length - plan.pending);
+    plan.pending = 0;
+    return taken;
   }
 
   /**
@@ -362,7 +376,7 @@ export class SignBatcher {
     }
     for (const [lane, plan] of batch.lanes) {
       // A lone batch (its last piece, or all of it) leaves as it is, timed; anything else the usual way.
-      if (plan.lone && lane.queue.length > 0) this.#dispatchLone(lane, plan, lane.queue.splice(0));
+      if (plan.lone && plan.pending > 0) this.#dispatchLone(lane, plan, this.#takePending(lane, plan));
       plan.sent = true;
       this.#release(lane);
     }
@@ -389,7 +403,7 @@ export class SignBatcher {
     // Timed from the batch's first sign, before any is encoded: a whole batch leaves only once all are, a spread
     // one while the rest are encoded, and that head start is part of what spreading buys.
     return {
-      lone, spread, pieceSize: spread ? Math.ceil(items / pieces) : items, piecesLeft: spread ? pieces : 1,
+      lone, spread, pieceSize: spread ? Math.ceil(items / pieces) : items, piecesLeft: spread ? pieces : 1, pending: 0,
       calls: 0, items: 0, answered: 0, failed: false, sent: false, started: performance.now(),
     };
   }

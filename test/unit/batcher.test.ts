@@ -523,6 +523,30 @@ describe('SignBatcher: a caller batch', () => {
     assert.equal((await Promise.all(fewer)).length, 20);
   });
 
+  test('signs of other callers that join the lane while a spread batch waits for its piece\'s write leave the usual way, within max_batch_size', async () => {
+    const vault = fakeVault();
+    const others: Array<Promise<string>> = [];
+    let batcher: SignBatcher;
+    const send: typeof vault.send = (key, inputs) => {
+      // In the turn the first piece's write takes, before the batch's next items: 300 signs from other callers.
+      if (vault.calls.length === 0) setImmediate(() => { for (let n = 0; n < 300; n++) others.push(batcher.sign(lane(), `o${n}`)); });
+      return vault.send(key, inputs);
+    };
+    batcher = new SignBatcher(options(), send);
+    const results = await batchOf(batcher, 64, (i) => batcher.sign(lane(), `i${i}`));
+    assert.equal(others.length, 300, 'the other signs arrived between the pieces');
+    const own = vault.calls.filter((c) => c.inputs.some((input) => input.startsWith('i'))).map((c) => c.inputs);
+    assert.deepEqual(own, [
+      Array.from({ length: 32 }, (_, i) => `i${i}`),
+      Array.from({ length: 32 }, (_, i) => `i${i + 32}`),
+    ], 'each piece carries the batch\'s own items only');
+    for (let n = 0; n < vault.calls.length; n++) await vault.calls[n]!.ok();
+    assert.deepEqual(await Promise.all(results), Array.from({ length: 64 }, (_, i) => `vault:v1:sig(i${i})`));
+    assert.deepEqual(await Promise.all(others), Array.from({ length: 300 }, (_, n) => `vault:v1:sig(o${n})`));
+    const sizes = vault.calls.map((c) => c.inputs.length);
+    assert.ok(sizes.every((size) => size <= DEFAULT_BATCHER.maxBatchSize), `no call above max_batch_size: ${sizes.join(', ')}`);
+  });
+
   test('a caller batch that finds a call out, or more than one batch, or too little work leaves whole', async () => {
     const vault = fakeVault();
     const batcher = new SignBatcher(options(), vault.send);
