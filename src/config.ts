@@ -359,6 +359,9 @@ function parseReadiness(raw: unknown): ReadinessConfig {
   return { vaultOutageTolerance: duration(readiness.vault_outage_tolerance, 'readiness.vault_outage_tolerance', DEFAULTS.vaultOutageTolerance) };
 }
 
+/** Items per Vault call, at most: OpenBao refuses a transit batch_input of 500 (backend-differences.test.ts). */
+export const MAX_BATCH_ITEMS = 480;
+
 function positiveInteger(value: unknown, field: string, fallback: number, max: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > max) {
@@ -390,7 +393,10 @@ function parseBatching(raw: unknown): BatchingConfig {
     minInFlight,
     partialInFlight,
     loneBatchCalls,
-    maxBatchSize: positiveInteger(batching.max_batch_size, 'batching.max_batch_size', DEFAULTS.maxBatchSize, 1024),
+    // OpenBao (2.7, default listener limits) refuses a JSON body of more than 1,000 strings (keys and values): two
+    // per batch_input item, up to 9 for a call's parameters (PS256: marshaling_algorithm, signature_algorithm,
+    // salt_length, key_version, batch_input). So no Vault call carries more than 480, whichever server it is.
+    maxBatchSize: positiveInteger(batching.max_batch_size, 'batching.max_batch_size', DEFAULTS.maxBatchSize, MAX_BATCH_ITEMS),
     maxQueue: positiveInteger(batching.max_queue, 'batching.max_queue', DEFAULTS.maxQueue, 1_000_000),
     maxPendingBytes: positiveInteger(batching.max_pending_bytes, 'batching.max_pending_bytes', DEFAULTS.maxPendingBytes, 2 ** 40),
   };

@@ -7,6 +7,7 @@
 // - a version below min_encryption_version: the same per-item error text, which Signet's itemError detects.
 // - storage "file": gone in OpenBao 2.7 (the harness uses single-node Raft there instead).
 // - Kubernetes auth: OpenBao requires kubernetes_ca_cert with disable_local_ca_jwt=true.
+// - JSON limits: OpenBao refuses a body of more than 1,000 strings (a transit batch_input of 500 items); Vault takes it.
 
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
@@ -15,13 +16,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { buildConfig } from '../../src/config.ts';
-import { algSpec } from '../../src/jwt/algorithms.ts';
+import { MAX_BATCH_ITEMS, buildConfig } from '../../src/config.ts';
+import { algSpec, type JwsAlg } from '../../src/jwt/algorithms.ts';
 import { parseTransitKey } from '../../src/keys/transit-key.ts';
 import { itemError } from '../../src/signer/batcher.ts';
 import { freePort, vaultRaw } from '../../src/vault/dev-server.ts';
 import { VaultHttp } from '../../src/vault/http.ts';
 import { Transit } from '../../src/vault/transit.ts';
+import { transitSignInput } from '../../src/vault/wire.ts';
 import { startSignet } from '../harness/signet.ts';
 import { BACKEND, startVault, vaultBinary, type TestVault } from '../harness/vault.ts';
 
@@ -89,6 +91,26 @@ describe(`backend differences (${BACKEND})`, () => {
       assert.equal(itemError((below as { error: string }).error).code, 'version_below_minimum');
       const [ok] = await transit.signBatch('min', 2, algSpec('ES256'), [input]);
       assert.match((ok as { signature: string }).signature, /^vault:v2:[A-Za-z0-9_-]+$/);
+    } finally {
+      await http.close();
+    }
+  });
+
+  test(`a transit batch of ${MAX_BATCH_ITEMS} items (batching.max_batch_size's ceiling) is signed with the most call parameters; OpenBao refuses 500 items`, async () => {
+    await vault.createKey('wide', 'ed25519');
+    await vault.createKey('wide-rsa', 'rsa-2048');
+    const http = signetHttp(vault.address, vault.rootToken);
+    try {
+      const transit = new Transit(http, 'transit');
+      const inputs = (n: number, alg: JwsAlg) => Array.from({ length: n }, (_, i) => transitSignInput(`header.payload-${i}`, algSpec(alg)));
+      // PS256 sends the most parameters (marshaling_algorithm, signature_algorithm, salt_length) beside the items.
+      for (const [key, alg] of [['wide-rsa', 'PS256'], ['wide', 'EdDSA']] as const) {
+        const signed = await transit.signBatch(key, 1, algSpec(alg), inputs(MAX_BATCH_ITEMS, alg));
+        assert.equal(signed.filter((r) => 'signature' in r).length, MAX_BATCH_ITEMS, alg);
+      }
+      const over = transit.signBatch('wide', 1, algSpec('EdDSA'), inputs(500, 'EdDSA'));
+      if (openbao) await assert.rejects(over, /HTTP 400: refused JSON input due to high complexity: exceeded maximum number of strings/);
+      else assert.equal((await over).length, 500);
     } finally {
       await http.close();
     }

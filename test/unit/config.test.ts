@@ -351,6 +351,10 @@ test('batching: on by default, up to 16 calls in flight of which 1 with a partia
   assert.equal(buildConfig({ ...base, batching: { lone_batch_calls: 4 } }, { VAULT_TOKEN: 't' }).batching.loneBatchCalls, 4);
   assert.throws(() => buildConfig({ ...base, batching: { max_in_flight: 2, lone_batch_calls: 3 } }, { VAULT_TOKEN: 't' }),
     /configuration: batching\.lone_batch_calls: must not exceed batching\.max_in_flight \(2\)/);
+  // OpenBao refuses a transit batch_input of 500 items (its JSON limits): no Vault call may carry that many.
+  assert.equal(buildConfig({ ...base, batching: { max_batch_size: 480 } }, { VAULT_TOKEN: 't' }).batching.maxBatchSize, 480);
+  assert.throws(() => buildConfig({ ...base, batching: { max_batch_size: 481 } }, { VAULT_TOKEN: 't' }),
+    /configuration: batching\.max_batch_size: must be a whole number from 1 to 480/);
   assert.throws(() => buildConfig({ ...base, batching: { lone_batch_calls: 0 } }, { VAULT_TOKEN: 't' }), /configuration: batching\.lone_batch_calls: must be a whole number from 1 to 256/);
   assert.throws(() => buildConfig({ ...base, batching: { max_in_flight: 0 } }, { VAULT_TOKEN: 't' }), /configuration: batching\.max_in_flight: must be a whole number from 1 to 256/);
   assert.equal(buildConfig({ ...base, batching: { max_in_flight: 4, partial_in_flight: 4 } }, { VAULT_TOKEN: 't' }).batching.partialInFlight, 4);
