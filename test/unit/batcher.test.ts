@@ -526,13 +526,14 @@ describe('SignBatcher: a caller batch', () => {
   test('signs of other callers that join the lane while a spread batch waits for its piece\'s write leave the usual way, within max_batch_size', async () => {
     const vault = fakeVault();
     const others: Array<Promise<string>> = [];
-    let batcher: SignBatcher;
+    const arrive: Array<() => void> = [];
     const send: typeof vault.send = (key, inputs) => {
       // In the turn the first piece's write takes, before the batch's next items: 300 signs from other callers.
-      if (vault.calls.length === 0) setImmediate(() => { for (let n = 0; n < 300; n++) others.push(batcher.sign(lane(), `o${n}`)); });
+      if (vault.calls.length === 0) setImmediate(() => arrive.shift()?.());
       return vault.send(key, inputs);
     };
-    batcher = new SignBatcher(options(), send);
+    const batcher = new SignBatcher(options(), send);
+    arrive.push(() => { for (let n = 0; n < 300; n++) others.push(batcher.sign(lane(), `o${n}`)); });
     const results = await batchOf(batcher, 64, (i) => batcher.sign(lane(), `i${i}`));
     assert.equal(others.length, 300, 'the other signs arrived between the pieces');
     const own = vault.calls.filter((c) => c.inputs.some((input) => input.startsWith('i'))).map((c) => c.inputs);
