@@ -316,13 +316,22 @@ export class SignBatcher {
       this.#held.lanes.set(lane, held);
     }
     held.pending++;
-    if (held.piecesLeft > 1 && held.pending >= held.pieceSize) {
+    if (held.piecesLeft > 1 && held.pending >= held.pieceSize && this.#loneMaySend(lane)) {
       // A piece of a lone batch is complete: it leaves now, and together() lets its write go out before the caller's
       // remaining claims are encoded, so Vault signs it meanwhile.
       this.#dispatchLone(lane, held, this.#takePending(lane, held));
       held.piecesLeft--;
       this.#held.pieceSent = true;
     }
+  }
+
+  /**
+   * Whether a lone batch's piece may leave: its lane was idle when the batch began, but other callers' calls may
+   * have filled it while the batch waited for a piece's write, and max_in_flight holds for pieces too (what cannot
+   * leave stays queued and leaves the usual way).
+   */
+  #loneMaySend(lane: Lane): boolean {
+    return lane.inFlight < this.#options.maxInFlight;
   }
 
   /** The signs a held lone batch queued since its last piece (the tail of the lane's queue). */
@@ -376,7 +385,8 @@ export class SignBatcher {
     }
     for (const [lane, plan] of batch.lanes) {
       // A lone batch (its last piece, or all of it) leaves as it is, timed; anything else the usual way.
-      if (plan.lone && plan.pending > 0) this.#dispatchLone(lane, plan, this.#takePending(lane, plan));
+      if (plan.lone && plan.pending > 0 && this.#loneMaySend(lane)) this.#dispatchLone(lane, plan, this.#takePending(lane, plan));
+      plan.pending = 0;
       plan.sent = true;
       this.#release(lane);
     }

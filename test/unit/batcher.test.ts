@@ -548,6 +548,26 @@ describe('SignBatcher: a caller batch', () => {
     assert.ok(sizes.every((size) => size <= DEFAULT_BATCHER.maxBatchSize), `no call above max_batch_size: ${sizes.join(', ')}`);
   });
 
+  test('max_in_flight holds for a spread batch\'s last piece when other callers\' calls filled the lane meanwhile', async () => {
+    const vault = fakeVault();
+    const arrive: Array<() => void> = [];
+    const send: typeof vault.send = (key, inputs) => {
+      if (vault.calls.length === 0) setImmediate(() => arrive.shift()?.());
+      return vault.send(key, inputs);
+    };
+    const batcher = new SignBatcher(options({ maxInFlight: 2 }), send);
+    const others: Array<Promise<string>> = [];
+    arrive.push(() => { for (let n = 0; n < 64; n++) others.push(batcher.sign(lane(), `o${n}`)); });
+    const results = await batchOf(batcher, 64, (i) => batcher.sign(lane(), `i${i}`));
+    assert.deepEqual(vault.calls.map((c) => c.inputs.length), [32, 64], 'the first piece, then the others\' full batch');
+    assert.equal(batcher.inFlight('k'), 2, 'the last piece waits: max_in_flight 2');
+    await vault.calls[0]!.ok();
+    assert.deepEqual(vault.calls.map((c) => c.inputs.length), [32, 64, 32], 'then leaves the usual way');
+    for (let n = 1; n < vault.calls.length; n++) await vault.calls[n]!.ok();
+    assert.equal((await Promise.all(results)).length, 64);
+    assert.equal((await Promise.all(others)).length, 64);
+  });
+
   test('a caller batch that finds a call out, or more than one batch, or too little work leaves whole', async () => {
     const vault = fakeVault();
     const batcher = new SignBatcher(options(), vault.send);
