@@ -133,8 +133,8 @@ export class VaultHttp {
   /**
    * One request through the pool's dispatch API, its answer's bytes collected whole. undici's request() wraps every
    * answer in a Readable stream and an AsyncResource, which body.json() then reads through: on loopback, with an
-   * answer of 32 signatures, that was about a third of a call's CPU (client and server together, measured with
-   * process.cpuUsage). `abandon`: a signal, or ms after which the call is aborted (a timer, cleared when the call
+   * answer of 32 signatures from a server in another process, the client's CPU per call fell from 144-175 to
+   * 98-113 µs without them (process.cpuUsage, 3,000 calls a round). `abandon`: a signal, or ms after which the call is aborted (a timer, cleared when the call
    * ends: an AbortSignal.timeout() per call would keep a timer alive, and build a DOMException, long after each
    * answer). Rejects with undici's error, or the abort's reason (a TimeoutError for the ms).
    */
