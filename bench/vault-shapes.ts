@@ -3,13 +3,16 @@
 // client against a Vault dev server on this machine: for each shape (calls × items per call, sent at once), the
 // client repeats it for BENCH_DURATION seconds and reads Vault's CPU from /proc. Prints, per shape, Vault's CPU per
 // token and the median time until every call of the shape has answered, each the median of BENCH_REPEAT rounds.
+// BENCH_SHAPES=1x64,2x240 measures those shapes (calls x items) instead of the default ones; BENCH_ALGS=EdDSA narrows.
 
 import { Pool } from 'undici';
 import { algSpec, type JwsAlg } from '../src/jwt/algorithms.ts';
 import { findVaultBinary, startDevVault, vaultApi } from '../src/vault/dev-server.ts';
 import { cpuSeconds, percentile, table } from './lib.ts';
 
-const SHAPES: Array<[calls: number, items: number]> = [[1, 64], [1, 256], [2, 32], [2, 64], [2, 256]];
+const SHAPES: Array<[calls: number, items: number]> = process.env.BENCH_SHAPES
+  ? process.env.BENCH_SHAPES.split(',').map((s) => s.split('x').map(Number) as [number, number])
+  : [[1, 64], [1, 256], [2, 32], [2, 64], [2, 256]];
 const seconds = Number(process.env.BENCH_DURATION ?? 3);
 const rounds = Number(process.env.BENCH_REPEAT ?? 3);
 const cases: Array<{ alg: JwsAlg; type: string }> = [{ alg: 'EdDSA', type: 'ed25519' }, { alg: 'ES256', type: 'ecdsa-p256' }]
