@@ -25,9 +25,10 @@
 // speed drifts from minute to minute): a tokens/s ratio is then the median of the rounds' own ratios, counting only
 // the rounds where neither measurement saw more than BENCH_OTHER_LIMIT % of one core (default 15) of other load
 // (mostly the hypervisor's steal, which slows one mode of a pair and not the other; the figure says how many
-// rounds counted, and is n/a when none did), other figures the round with the median tokens/s. BENCH_PIN=1 pins Vault to CPU 0 and everything else (Signet, the
-// proxy, the load generator) to CPU 1, as when Vault runs on its own machine: the ratios then show whether Signet
-// keeps Vault busy, apart from the CPU Signet and Vault otherwise take from each other.
+// rounds counted, and is n/a when none did), other figures the round with the median tokens/s. BENCH_PIN=1 pins
+// Vault to CPU 0 and everything else (Signet, the proxy, the load generator) to CPU 1, as when Vault runs on its own
+// machine: the ratios then show whether Signet keeps Vault busy, apart from the CPU Signet and Vault otherwise take
+// from each other.
 // It is a benchmark, not a test: nothing here asserts timings.
 
 import autocannon from 'autocannon';
@@ -815,7 +816,7 @@ async function main(): Promise<void> {
   out();
   const busiest = Math.max(...rows.map((r) => r.otherCpu));
   out(`Other load on the machine during the signing measurements: at most ${fixed(busiest, 0)} % of one core`
-    + `${busiest > 15 ? ' (something else competed for the cores: figures are less reliable)' : ''}; load average at the end ${loadavg().map((l) => l.toFixed(2)).join(' ')}.`);
+    + `${busiest > OTHER_LIMIT ? ' (something else competed for the cores: figures are less reliable)' : ''}; load average at the end ${loadavg().map((l) => l.toFixed(2)).join(' ')}.`);
   out(`${targets.filter((t) => t[3] === true).length} met, ${missed} missed.`);
 }
 

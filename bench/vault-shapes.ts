@@ -11,7 +11,11 @@ import { findVaultBinary, startDevVault, vaultApi } from '../src/vault/dev-serve
 import { cpuSeconds, percentile, table } from './lib.ts';
 
 const SHAPES: Array<[calls: number, items: number]> = process.env.BENCH_SHAPES
-  ? process.env.BENCH_SHAPES.split(',').map((s) => s.split('x').map(Number) as [number, number])
+  ? process.env.BENCH_SHAPES.split(',').map((shape) => {
+    const match = /^\s*(\d+)x(\d+)\s*$/.exec(shape);
+    if (!match || Number(match[1]) < 1 || Number(match[2]) < 1) throw new Error(`BENCH_SHAPES: "${shape}" is not calls x items, e.g. 2x240`);
+    return [Number(match[1]), Number(match[2])] as [number, number];
+  })
   : [[1, 64], [1, 256], [2, 32], [2, 64], [2, 256]];
 const seconds = Number(process.env.BENCH_DURATION ?? 3);
 const rounds = Number(process.env.BENCH_REPEAT ?? 3);
