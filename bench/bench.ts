@@ -20,7 +20,9 @@
 // processes only; BENCH_BATCHER='{"maxInFlight":2}' sets batcher options, and BENCH_BATCHER_ALT='{...}' starts a
 // second Signet with those measured as (h), (f)'s batches in the same rounds; BENCH_ALT_TREE=/path/to/checkout runs
 // (h)'s Signet from another checkout of this repository (a worktree of an older commit, its node_modules linked),
-// for a paired comparison of two versions of the code under the same load; BENCH_VERIFY=0 skips verification;
+// for a paired comparison of two versions of the code under the same load; BENCH_ALT_NODE_FLAGS="--single-threaded-gc"
+// starts (h)'s Signet with those Node flags instead of BENCH_SIGNET_NODE_FLAGS (V8 options, paired the same way);
+// BENCH_VERIFY=0 skips verification;
 // BENCH_MODES=a,d,e measures only those modes; BENCH_REPEAT=5 measures them 5 times in turn (this shared VM's
 // speed drifts from minute to minute): a tokens/s ratio is then the median of the rounds' own ratios, counting only
 // the rounds where neither measurement saw more than BENCH_OTHER_LIMIT % of one core (default 15) of other load
@@ -83,15 +85,17 @@ const CLIENTS = process.env.BENCH_CLIENTS ? process.env.BENCH_CLIENTS.split(',')
 type Mode = 'a' | 'p' | 'b' | 'c' | 'd' | 'u' | 'e' | 'f' | 'g' | 'h';
 /**
  * Modes measured at every client count; 'p' (the floor of a bare Node proxy) and 'u' (Signet's unix socket listener)
- * only at 1 client, 'f', 'g' and 'h' at 1 and 16 (BENCH_BATCH_CLIENTS); 'h' only with BENCH_BATCHER_ALT or BENCH_ALT_TREE.
+ * only at 1 client, 'f', 'g' and 'h' at 1 and 16 (BENCH_BATCH_CLIENTS); 'h' only with BENCH_BATCHER_ALT, BENCH_ALT_TREE or BENCH_ALT_NODE_FLAGS.
  */
 /** Batcher options of a second Signet measured as (h) with (f)'s batches, in the same rounds: a paired comparison. */
 const BATCHER_ALT = process.env.BENCH_BATCHER_ALT;
 /** Another checkout whose bench/signet-server.ts is (h)'s Signet: two versions of the code, paired. */
 const ALT_TREE = process.env.BENCH_ALT_TREE || undefined;
+/** Node flags of (h)'s Signet, instead of SIGNET_FLAGS: V8 options paired under the same load. */
+const ALT_FLAGS = process.env.BENCH_ALT_NODE_FLAGS === undefined ? undefined : process.env.BENCH_ALT_NODE_FLAGS.split(/\s+/).filter(Boolean);
 const MODES: Mode[] = (['a', 'p', 'b', 'c', 'd', 'u', 'e', 'f', 'g', 'h'] as Mode[])
   .filter((m) => !process.env.BENCH_MODES || process.env.BENCH_MODES.split(',').map((s) => s.trim().toLowerCase()).includes(m))
-  .filter((m) => m !== 'h' || BATCHER_ALT || ALT_TREE);
+  .filter((m) => m !== 'h' || BATCHER_ALT || ALT_TREE || ALT_FLAGS);
 /** Client counts of the callers' batches (f, g, h): the issue's 1 and 16, or BENCH_BATCH_CLIENTS=4,8 for others. */
 const BATCH_CLIENTS = new Set(process.env.BENCH_BATCH_CLIENTS ? process.env.BENCH_BATCH_CLIENTS.split(',').map(Number).filter((n) => n > 0) : [1, 16]);
 const MODE_LABEL: Record<Mode, string> = {
@@ -104,7 +108,7 @@ const MODE_LABEL: Record<Mode, string> = {
   e: '(e) Signet, batching on, audit file',
   f: `(f) Signet, batch_input ${BATCH_ITEMS}`,
   g: `(g) bare Node JWT signer, batch_input ${BATCH_ITEMS}`,
-  h: `(h) Signet, ${ALT_TREE ? 'BENCH_ALT_TREE' : 'BENCH_BATCHER_ALT'}, batch_input ${BATCH_ITEMS}`,
+  h: `(h) Signet, ${ALT_TREE ? 'BENCH_ALT_TREE' : BATCHER_ALT ? 'BENCH_BATCHER_ALT' : 'BENCH_ALT_NODE_FLAGS'}, batch_input ${BATCH_ITEMS}`,
 };
 
 interface LoadResult {
@@ -173,6 +177,7 @@ async function machine(vaultBinary: string): Promise<string[]> {
     vaultVersion = (await promisify(execFile)(vaultBinary, ['version'], { timeout: 10_000 })).stdout.trim();
   } catch { /* keep unknown */ }
   const autocannonVersion = (JSON.parse(readFileSync(join(ROOT, 'node_modules', 'autocannon', 'package.json'), 'utf8')) as { version: string }).version;
+  const altParts = [ALT_TREE && `from ${ALT_TREE}`, BATCHER_ALT && `with ${BATCHER_ALT}`, ALT_FLAGS && `node ${ALT_FLAGS.join(' ') || '(no extra flags)'}`].filter(Boolean);
   return [
     `CPU:        ${model}`,
     `cores:      ${availableParallelism()} available (${processors} in /proc/cpuinfo)`,
@@ -182,7 +187,7 @@ async function machine(vaultBinary: string): Promise<string[]> {
     `load:       autocannon ${autocannonVersion} in the benchmark process; keep-alive, pipelining 1`,
     `Signet:     one process per configuration, node ${SIGNET_FLAGS.length ? SIGNET_FLAGS.join(' ') : '(no extra flags)'} bench/signet-server.ts`
       + `, batcher options ${process.env.BENCH_BATCHER || '(defaults)'}`
-      + `${BATCHER_ALT || ALT_TREE ? `; (h) ${ALT_TREE ? `from ${ALT_TREE}` : ''}${BATCHER_ALT && ALT_TREE ? ', ' : ''}${BATCHER_ALT ? `with ${BATCHER_ALT}` : ''}` : ''}`,
+      + `${altParts.length ? `; (h) ${altParts.join(', ')}` : ''}`,
     `duration:   ${DURATION} s per measurement after a ${WARMUP} s warm-up (BENCH_DURATION); (b) in whole rounds lasting at least`
       + ` as long; each phase starts once Vault and the sidecar are idle again`,
     `cpus:       ${PIN ? 'pinned (BENCH_PIN=1): Vault on CPU 0; Signet, the proxy and the load generator on CPU 1' : 'not pinned: Vault, Signet and the load generator share every core'}`,
@@ -231,10 +236,10 @@ async function memoryOf(signet: Signet): Promise<Memory> {
   return (await signet.child.nextMessage()).memory as Memory;
 }
 
-async function startSignet(vault: VaultServer, batching: boolean, keys: unknown[], audit?: { file: string; subject_key_file: string }, socketPath?: string, batcher = process.env.BENCH_BATCHER ?? '', tree?: string): Promise<Signet> {
+async function startSignet(vault: VaultServer, batching: boolean, keys: unknown[], audit?: { file: string; subject_key_file: string }, socketPath?: string, batcher = process.env.BENCH_BATCHER ?? '', tree?: string, nodeArgs = SIGNET_FLAGS): Promise<Signet> {
   const child = await startChild(tree ? join(tree, 'bench', 'signet-server.ts') : join(HERE, 'signet-server.ts'), {
-    label: `signet batching ${batching ? 'on' : 'off'}${audit ? ', audit' : ''}${socketPath ? ', unix socket' : ''}${batcher ? `, ${batcher}` : ''}${tree ? `, ${tree}` : ''}`,
-    nodeArgs: SIGNET_FLAGS,
+    label: `signet batching ${batching ? 'on' : 'off'}${audit ? ', audit' : ''}${socketPath ? ', unix socket' : ''}${batcher ? `, ${batcher}` : ''}${tree ? `, ${tree}` : ''}${nodeArgs.length ? `, ${nodeArgs.join(' ')}` : ''}`,
+    nodeArgs,
     env: {
       BENCH_VAULT_ADDR: vault.address,
       BENCH_VAULT_TOKEN: vault.rootToken,
@@ -474,7 +479,7 @@ async function main(): Promise<void> {
   const [off, on, audited] = [await startSignet(vault, false, keys), await startSignet(vault, true, keys), await startSignet(vault, true, keys, audit)];
   // (u): the same Signet as (d), listening on a unix socket instead of TCP loopback.
   const unix = MODES.includes('u') && CLIENTS.includes(1) ? await startSignet(vault, true, keys, undefined, join(auditDir, 'signet.sock')) : undefined;
-  const alt = MODES.includes('h') ? await startSignet(vault, true, keys, undefined, undefined, BATCHER_ALT ?? process.env.BENCH_BATCHER ?? '', ALT_TREE) : undefined;
+  const alt = MODES.includes('h') ? await startSignet(vault, true, keys, undefined, undefined, BATCHER_ALT ?? process.env.BENCH_BATCHER ?? '', ALT_TREE, ALT_FLAGS ?? SIGNET_FLAGS) : undefined;
   await sleep(1000);
   off.idleRss = rssBytes(off.pid);
   on.idleRss = rssBytes(on.pid);
