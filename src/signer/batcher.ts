@@ -34,7 +34,7 @@ export interface BatcherOptions {
   /**
    * Vault calls a lone batch may be spread over: a caller's batch_input (see together()) that finds its lane idle
    * and fits one batch leaves as up to this many calls of at least MIN_PIECE_MS of Vault work each, each sent as
-   * soon as it is queued (the first ones a little larger: see loneBatchPieces). Vault signs a batch's items one after another on one core; spread, an idle Vault signs it
+   * soon as it is queued. Vault signs a batch's items one after another on one core; spread, an idle Vault signs it
    * on that many cores, starts before Signet has encoded the last claim set, and Signet turns the first answer into
    * tokens while Vault signs the rest. Costs Vault one call's overhead per extra call (about 0.4 ms of CPU), only
    * while the lane is otherwise idle; signs that gathered behind a call always leave whole. Whether a key's lone
@@ -141,15 +141,14 @@ interface Waiting {
 
 /**
  * A lane's signs inside together(). A lone batch (the lane idle when its first sign arrived, all of it one batch,
- * enough Vault work to spread) leaves in `piecesLeft` calls of `pieceSizes` when spread, each as soon as it is
+ * enough Vault work to spread) leaves in `piecesLeft` calls of `pieceSize` when spread, each as soon as it is
  * queued, or whole when together() ends; its round trip is recorded for the key's SpreadChoice. Anything else
  * leaves the usual way when together() ends.
  */
 interface HeldLane {
   lone: boolean;
   spread: boolean;
-  /** Items of each piece, in order (see loneBatchPieces); the batch's size alone when it leaves whole. */
-  pieceSizes: readonly number[];
+  pieceSize: number;
   /** Pieces not yet sent (the last one leaves when together() ends). */
   piecesLeft: number;
   /**
@@ -209,35 +208,6 @@ const MIN_ADAPTIVE_BATCH = 16;
  * its items (about 0.4 ms of CPU measured on Vault 1.21), so spreading shortens the batch's round trip.
  */
 const MIN_PIECE_MS = 1;
-
-/**
- * Signet's time to check and encode one item of a caller's batch, ms: what the next piece of a spread lone batch waits
- * for before it can leave (7-19 µs per item measured: bench/sign-micro.ts, and a trace of one-client load).
- */
-const ENCODE_MS_PER_ITEM = 0.015;
-
-/**
- * The sizes of a spread lone batch's pieces, so that they finish together. Piece i+1 leaves once its own items are
- * encoded, so it starts later by its size × `encodeMs`; for its answer to come no later than piece i's, it carries
- * fewer items, in the ratio Vault's time per item ÷ (Vault's + Signet's encoding): the sizes fall geometrically.
- * With even pieces the second answer came 0.7 ms after the first (median of a one-client trace, 64 EdDSA items in two
- * pieces), and the caller waits for the last. Now 64 EdDSA or ES256 items leave as 36 and 28; an RSA item costs Vault
- * 100 times its encoding, and RSA's pieces stay even.
- */
-export function loneBatchPieces(items: number, pieces: number, itemMs: number, encodeMs = ENCODE_MS_PER_ITEM): number[] {
-  const ratio = itemMs / (itemMs + encodeMs);
-  // Boundaries at the geometric series' partial sums, rounded: the sizes add up to `items`, none is empty.
-  const total = 1 - ratio ** pieces;
-  const sizes: number[] = [];
-  let before = 0;
-  for (let piece = 1; piece <= pieces; piece++) {
-    const boundary = piece === pieces ? items : Math.round((items * (1 - ratio ** piece)) / total);
-    const size = Math.min(Math.max(1, boundary - before), items - before - (pieces - piece));
-    sizes.push(size);
-    before += size;
-  }
-  return sizes;
-}
 
 /** Why a request was refused before it reached Vault: Signet's own limits, not Vault's health. */
 function overloaded(message: string): VaultUnavailableError {
@@ -346,7 +316,7 @@ export class SignBatcher {
       this.#held.lanes.set(lane, held);
     }
     held.pending++;
-    if (held.piecesLeft > 1 && held.pending >= held.pieceSizes[held.calls]! && this.#loneMaySend(lane)) {
+    if (held.piecesLeft > 1 && held.pending >= held.pieceSize && this.#loneMaySend(lane)) {
       // A piece of a lone batch is complete: it leaves now, and together() lets its write go out before the caller's
       // remaining claims are encoded, so Vault signs it meanwhile.
       this.#dispatchLone(lane, held, this.#takePending(lane, held));
@@ -443,8 +413,7 @@ export class SignBatcher {
     // Timed from the batch's first sign, before any is encoded: a whole batch leaves only once all are, a spread
     // one while the rest are encoded, and that head start is part of what spreading buys.
     return {
-      lone, spread, pieceSizes: spread ? loneBatchPieces(items, pieces, itemCostMs(lane.key.keyType)) : [items],
-      piecesLeft: spread ? pieces : 1, pending: 0,
+      lone, spread, pieceSize: spread ? Math.ceil(items / pieces) : items, piecesLeft: spread ? pieces : 1, pending: 0,
       calls: 0, items: 0, answered: 0, failed: false, sent: false, started: performance.now(),
     };
   }

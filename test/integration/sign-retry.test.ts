@@ -115,7 +115,7 @@ describe('sign retry against a real Vault behind a connection-resetting proxy', 
     assert.equal(next.status, 200, JSON.stringify(next.body));
   });
 
-  test('a lone batch_input of 64 leaves as two calls (36 and 28); one dropped by the network is retried: 64 tokens that verify', async () => {
+  test('a lone batch_input of 64 leaves as two calls of 32; one dropped by the network is retried: 64 tokens that verify', async () => {
     const before = await snapshot();
     proxy.resetNext(SIGN_CALL, 1);
     const items = Array.from({ length: 64 }, (_, i) => ({ claims: { sub: `item-${i}` } }));

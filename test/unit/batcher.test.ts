@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { setImmediate as tick } from 'node:timers/promises';
 import { SignetError, VaultUnavailableError } from '../../src/errors.ts';
 import { algSpec } from '../../src/jwt/algorithms.ts';
-import { DEFAULT_BATCHER, SignBatcher, itemCostMs, loneBatchPieces, type BatcherOptions, type LaneKey } from '../../src/signer/batcher.ts';
+import { DEFAULT_BATCHER, SignBatcher, itemCostMs, type BatcherOptions, type LaneKey } from '../../src/signer/batcher.ts';
 import type { ItemResult } from '../../src/vault/transit.ts';
 
 interface Call {
@@ -505,13 +505,12 @@ describe('SignBatcher: a caller batch', () => {
     let callsWhileQueueing = -1;
     const results = await batchOf(batcher, 63, (i) => {
       if (i === 40) callsWhileQueueing = vault.calls.length;
-      if (i === 35 || i === 36) order.push(`item ${i}`);
+      if (i === 31 || i === 32) order.push(`item ${i}`);
       return batcher.sign(lane(), `i${i}`);
     });
     assert.equal(callsWhileQueueing, 1, 'the first piece left as soon as it was queued, while the rest were encoded');
-    assert.deepEqual(order, ['item 35', 'call 0 written', 'item 36'], 'the rest are encoded after the first piece is written');
-    // The first piece larger: the second leaves later, by the time its own items take to encode (loneBatchPieces).
-    assert.deepEqual(vault.calls.map((c) => c.inputs.length), [36, 27]);
+    assert.deepEqual(order, ['item 31', 'call 0 written', 'item 32'], 'the rest are encoded after the first piece is written');
+    assert.deepEqual(vault.calls.map((c) => c.inputs.length), [32, 31]);
     // The second answer first: each caller still gets its own item.
     await vault.calls[1]!.ok();
     await vault.calls[0]!.ok();
@@ -539,8 +538,8 @@ describe('SignBatcher: a caller batch', () => {
     assert.equal(others.length, 300, 'the other signs arrived between the pieces');
     const own = vault.calls.filter((c) => c.inputs.some((input) => input.startsWith('i'))).map((c) => c.inputs);
     assert.deepEqual(own, [
-      Array.from({ length: 36 }, (_, i) => `i${i}`),
-      Array.from({ length: 28 }, (_, i) => `i${i + 36}`),
+      Array.from({ length: 32 }, (_, i) => `i${i}`),
+      Array.from({ length: 32 }, (_, i) => `i${i + 32}`),
     ], 'each piece carries the batch\'s own items only');
     for (let n = 0; n < vault.calls.length; n++) await vault.calls[n]!.ok();
     assert.deepEqual(await Promise.all(results), Array.from({ length: 64 }, (_, i) => `vault:v1:sig(i${i})`));
@@ -560,10 +559,10 @@ describe('SignBatcher: a caller batch', () => {
     const others: Array<Promise<string>> = [];
     arrive.push(() => { for (let n = 0; n < 64; n++) others.push(batcher.sign(lane(), `o${n}`)); });
     const results = await batchOf(batcher, 64, (i) => batcher.sign(lane(), `i${i}`));
-    assert.deepEqual(vault.calls.map((c) => c.inputs.length), [36, 64], 'the first piece, then the others\' full batch');
+    assert.deepEqual(vault.calls.map((c) => c.inputs.length), [32, 64], 'the first piece, then the others\' full batch');
     assert.equal(batcher.inFlight('k'), 2, 'the last piece waits: max_in_flight 2');
     await vault.calls[0]!.ok();
-    assert.deepEqual(vault.calls.map((c) => c.inputs.length), [36, 64, 28], 'then leaves the usual way');
+    assert.deepEqual(vault.calls.map((c) => c.inputs.length), [32, 64, 32], 'then leaves the usual way');
     for (let n = 1; n < vault.calls.length; n++) await vault.calls[n]!.ok();
     assert.equal((await Promise.all(results)).length, 64);
     assert.equal((await Promise.all(others)).length, 64);
@@ -602,29 +601,6 @@ describe('SignBatcher: a caller batch', () => {
     assert.deepEqual(vault.calls.slice(2).map((c) => c.inputs.length), [1]);
     await vault.calls[2]!.ok();
     await Promise.all(one);
-  });
-
-  test('a spread batch\'s pieces finish together: each carries fewer items by the time the next one waits to be encoded', () => {
-    // Piece i leaves after its items are encoded (encodeMs each) and Vault signs it in size × itemMs: with sizes
-    // falling in the ratio itemMs / (itemMs + encodeMs), every piece's answer comes at the same time.
-    const finish = (sizes: number[], itemMs: number, encodeMs: number) =>
-      sizes.map((size, i) => sizes.slice(0, i + 1).reduce((a, b) => a + b, 0) * encodeMs + size * itemMs);
-    const even = finish([32, 32], 0.05, 0.015);
-    const fitted = finish(loneBatchPieces(64, 2, 0.05, 0.015), 0.05, 0.015);
-    assert.ok(even[1]! - even[0]! > 0.4, `even pieces: the last answer ${(even[1]! - even[0]!).toFixed(2)} ms after the first`);
-    assert.ok(Math.abs(fitted[1]! - fitted[0]!) <= 0.05 + 0.015, `fitted pieces finish within one item: ${fitted.map((t) => t.toFixed(3)).join(', ')}`);
-    assert.ok(Math.max(...fitted) < Math.max(...even), 'so the batch is answered sooner');
-    assert.deepEqual(loneBatchPieces(64, 2, itemCostMs('ed25519')), [36, 28]);
-    assert.deepEqual(loneBatchPieces(64, 3, itemCostMs('ecdsa-p256')), [27, 21, 16]);
-    // RSA: signing dwarfs encoding, the pieces stay even.
-    assert.deepEqual(loneBatchPieces(16, 2, itemCostMs('rsa-2048')), [8, 8]);
-    // Every piece holds at least one item, and the sizes add up to the batch.
-    for (const [items, pieces, itemMs] of [[2, 2, 10], [3, 3, 0.05], [5, 4, 0.001], [256, 16, 10], [41, 2, 0.05]] as const) {
-      const sizes = loneBatchPieces(items, pieces, itemMs);
-      assert.equal(sizes.length, pieces);
-      assert.equal(sizes.reduce((a, b) => a + b, 0), items, `${items} in ${pieces}: ${sizes.join(', ')}`);
-      assert.ok(sizes.every((size) => size >= 1), `${items} in ${pieces}: ${sizes.join(', ')}`);
-    }
   });
 });
 
@@ -740,9 +716,9 @@ describe('SignBatcher: full batches waiting', () => {
     const results: Array<Array<Promise<string>>> = [];
     for (let c = 0; c < 16; c++) results.push(await batchOf(deep, 64, (i) => deep.sign(lane(), `c${c}.${i}`)));
     // The first caller found the lane idle (a lone batch, spread over two calls); the rest queued behind those.
-    assert.deepEqual(merged.calls.map((c) => c.inputs.length), [36, 28]);
+    assert.deepEqual(merged.calls.map((c) => c.inputs.length), [32, 32]);
     await merged.calls[0]!.ok();
-    assert.deepEqual(merged.calls.map((c) => c.inputs.length), [36, 28, 256], 'a free call takes a share of the backlog, up to max_batch_size');
+    assert.deepEqual(merged.calls.map((c) => c.inputs.length), [32, 32, 256], 'a free call takes a share of the backlog, up to max_batch_size');
     for (let n = 1; n < merged.calls.length; n++) await merged.calls[n]!.ok();
     const sizes = merged.calls.slice(2).map((c) => c.inputs.length);
     assert.equal(sizes.reduce((a, b) => a + b), 15 * 64);
