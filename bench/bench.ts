@@ -69,11 +69,11 @@ const ALL_CASES: AlgCase[] = [
 const CASES = process.env.BENCH_ALGS
   ? ALL_CASES.filter((c) => process.env.BENCH_ALGS!.split(',').map((s) => s.trim().toUpperCase()).includes(c.alg.toUpperCase()))
   : ALL_CASES;
-/** Extra Node flags for the Signet processes only (to try V8 settings), e.g. "--max-semi-space-size=2". */
 /** Node flags from an environment variable (space-separated); undefined when it is not set. */
 function flagsEnv(name: string): string[] | undefined {
   return process.env[name]?.split(/\s+/).filter(Boolean);
 }
+/** Extra Node flags for the Signet processes only (to try V8 settings), e.g. "--max-semi-space-size=2". */
 const SIGNET_FLAGS = flagsEnv('BENCH_SIGNET_NODE_FLAGS') ?? [];
 /** BENCH_VERIFY=0 skips the verification measurements (e.g. to profile signing alone). */
 const VERIFY = process.env.BENCH_VERIFY !== '0';
@@ -87,17 +87,17 @@ const CORES = availableParallelism();
 const CLIENTS = process.env.BENCH_CLIENTS ? process.env.BENCH_CLIENTS.split(',').map(Number).filter((n) => n > 0) : [1, 16, 64];
 
 type Mode = 'a' | 'p' | 'b' | 'c' | 'd' | 'u' | 'e' | 'f' | 'g' | 'h';
-/**
- * Modes measured at every client count; 'p' (the floor of a bare Node proxy) and 'u' (Signet's unix socket listener)
- * only at 1 client, 'f', 'g' and 'h' at 1 and 16 (BENCH_BATCH_CLIENTS); 'h' only with BENCH_BATCHER_ALT, BENCH_ALT_TREE
- * or BENCH_ALT_NODE_FLAGS.
- */
 /** Batcher options of a second Signet measured as (h) with (f)'s batches, in the same rounds: a paired comparison. */
 const BATCHER_ALT = process.env.BENCH_BATCHER_ALT;
 /** Another checkout whose bench/signet-server.ts is (h)'s Signet: two versions of the code, paired. */
 const ALT_TREE = process.env.BENCH_ALT_TREE || undefined;
 /** Node flags of (h)'s Signet, instead of SIGNET_FLAGS: V8 options paired under the same load. */
 const ALT_FLAGS = flagsEnv('BENCH_ALT_NODE_FLAGS');
+/**
+ * Modes measured at every client count; 'p' (the floor of a bare Node proxy) and 'u' (Signet's unix socket listener)
+ * only at 1 client, 'f', 'g' and 'h' at 1 and 16 (BENCH_BATCH_CLIENTS); 'h' only with BENCH_BATCHER_ALT, BENCH_ALT_TREE
+ * or BENCH_ALT_NODE_FLAGS.
+ */
 const MODES: Mode[] = (['a', 'p', 'b', 'c', 'd', 'u', 'e', 'f', 'g', 'h'] as Mode[])
   .filter((m) => !process.env.BENCH_MODES || process.env.BENCH_MODES.split(',').map((s) => s.trim().toLowerCase()).includes(m))
   .filter((m) => m !== 'h' || BATCHER_ALT || ALT_TREE || ALT_FLAGS);

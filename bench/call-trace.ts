@@ -51,10 +51,10 @@ function record(prefix: string): void {
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.prependListener(signal, write);
 }
 
-const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))] ?? NaN;
 const ms = (value: number) => value.toFixed(3);
 
-function report(file: string): string[] {
+/** `percentile` is bench/lib.ts's, passed in: lib.ts loads Signet's config module, which the preload must not. */
+function report(file: string, percentile: (sorted: number[], p: number) => number): string[] {
   const events = (JSON.parse(readFileSync(file, 'utf8')) as Event[]).sort((a, b) => a[0] - b[0]);
   const lines = [`${file}:`];
   const at = (kind: Kind) => new Map(events.filter((e) => e[1] === kind).map((e) => [e[2], e[0]]));
@@ -83,9 +83,9 @@ function report(file: string): string[] {
     + [...share].sort((a, b) => a[0] - b[0]).map(([n, t]) => `${n}: ${(100 * t / active).toFixed(1)} %`).join(', '));
 
   const atVault = calls.map((id) => answered.get(id)! - written.get(id)!).sort((a, b) => a - b);
-  lines.push(`  a call at Vault (written to answered), ms: p10 ${ms(quantile(atVault, 0.1))}, p50 ${ms(quantile(atVault, 0.5))}, p90 ${ms(quantile(atVault, 0.9))}`);
+  lines.push(`  a call at Vault (written to answered), ms: p10 ${ms(percentile(atVault, 10))}, p50 ${ms(percentile(atVault, 50))}, p90 ${ms(percentile(atVault, 90))}`);
   const waits = calls.filter((id) => created.has(id)).map((id) => written.get(id)! - created.get(id)!).sort((a, b) => a - b);
-  lines.push(`  created to written, ms: p50 ${ms(quantile(waits, 0.5))}, p90 ${ms(quantile(waits, 0.9))}, p99 ${ms(quantile(waits, 0.99))}; `
+  lines.push(`  created to written, ms: p50 ${ms(percentile(waits, 50))}, p90 ${ms(percentile(waits, 90))}, p99 ${ms(percentile(waits, 99))}; `
     + [0.1, 0.5, 1, 2].map((bound) => `${(100 * waits.filter((w) => w <= bound).length / waits.length).toFixed(0)} % within ${bound} ms`).join(', '));
 
   // After an answer that left at most one call at Vault: how long until the next call was written.
@@ -93,16 +93,21 @@ function report(file: string): string[] {
     .sort((a, b) => a[0] - b[0]);
   const gaps: number[] = [];
   inFlight = 0;
-  order.forEach(([time, kind], index) => {
-    inFlight += kind === 'written' ? 1 : -1;
-    if (kind !== 'answered' || inFlight > 1) return;
-    const following = order.slice(index + 1).find((e) => e[1] === 'written');
-    if (following && following[0] - time < 20) gaps.push(following[0] - time);
-  });
+  // Answers since the last write that left at most one call out; each one's gap ends at the next write.
+  let leftAlone: number[] = [];
+  for (const [time, kind] of order) {
+    if (kind === 'written') {
+      for (const answered of leftAlone) if (time - answered < 20) gaps.push(time - answered);
+      leftAlone = [];
+      inFlight++;
+    } else if (--inFlight <= 1) {
+      leftAlone.push(time);
+    }
+  }
   gaps.sort((a, b) => a - b);
   if (gaps.length > 0) {
     const mean = gaps.reduce((sum, gap) => sum + gap, 0) / gaps.length;
-    lines.push(`  answer leaving <= 1 call out to the next call written, ms: p50 ${ms(quantile(gaps, 0.5))}, p90 ${ms(quantile(gaps, 0.9))}, mean ${ms(mean)} (${gaps.length} answers)`);
+    lines.push(`  answer leaving <= 1 call out to the next call written, ms: p50 ${ms(percentile(gaps, 50))}, p90 ${ms(percentile(gaps, 90))}, mean ${ms(mean)} (${gaps.length} answers)`);
   }
 
   // One client's requests that reached Vault in two calls: the events between the request's arrival and its answer.
@@ -118,7 +123,7 @@ function report(file: string): string[] {
   const twoCalls = requests.filter((r) => r.answered !== undefined && r.events.filter((e) => e[1] === 'create').length === 2);
   if (twoCalls.length > requests.length / 2) {
     const nth = (r: (typeof twoCalls)[number], kind: Kind, n: number) => (r.events.filter((e) => e[1] === kind)[n]?.[0] ?? NaN) - r.arrived;
-    const median = (values: number[]) => ms(quantile(values.filter((v) => !Number.isNaN(v)).sort((a, b) => a - b), 0.5));
+    const median = (values: number[]) => ms(percentile(values.filter((v) => !Number.isNaN(v)).sort((a, b) => a - b), 50));
     lines.push(`  requests in two Vault calls (${twoCalls.length} of ${requests.length}), medians from arrival, ms: `
       + `piece 1 created ${median(twoCalls.map((r) => nth(r, 'create', 0)))}, written ${median(twoCalls.map((r) => nth(r, 'written', 0)))}; `
       + `piece 2 created ${median(twoCalls.map((r) => nth(r, 'create', 1)))}, written ${median(twoCalls.map((r) => nth(r, 'written', 1)))}; `
@@ -134,7 +139,8 @@ if (import.meta.main) {
     process.stderr.write('usage: node bench/call-trace.ts <trace file>… (see the comment at the top of this file)\n');
     process.exit(2);
   }
-  process.stdout.write(`${files.flatMap(report).join('\n')}\n`);
+  const { percentile } = await import('./lib.ts');
+  process.stdout.write(`${files.flatMap((file) => report(file, percentile)).join('\n')}\n`);
 } else if (process.env.SIGNET_CALL_TRACE) {
   record(process.env.SIGNET_CALL_TRACE);
 }
