@@ -51,7 +51,8 @@ export interface BatcherOptions {
   /**
    * Items from which a batch is full: it leaves without waiting for a call to end while the adaptive limit allows,
    * and the limit counts it. A backlog is spread over the calls that may leave, each between this and maxBatchSize,
-   * so Vault gets as many calls as its cores take (it signs one call's items one after another on one core).
+   * so Vault gets as many calls as its cores take (it signs one call's items one after another on one core). For a
+   * costlier alg a batch is full with fewer items: as many as carry the Vault work of this many cheap ones.
    */
   fullBatchSize: number;
   /** Expected Vault time per batch, ms. */
@@ -81,6 +82,9 @@ export const DEFAULT_BATCHER: BatcherOptions = {
   maxPendingBytes: 16 * 1024 * 1024,
 };
 
+/** Vault CPU time of one signature of the cheap algs (ECDSA P-256, Ed25519, HMAC), ms. */
+const CHEAP_ITEM_MS = 0.05;
+
 /** Approximate Vault CPU time of one signature, ms (measured on Vault's Go crypto). */
 export function itemCostMs(keyType: string): number {
   switch (keyType) {
@@ -89,7 +93,7 @@ export function itemCostMs(keyType: string): number {
     case 'rsa-4096': return 10;
     case 'ecdsa-p384': return 0.3;
     case 'ecdsa-p521': return 0.6;
-    default: return 0.05;
+    default: return CHEAP_ITEM_MS;
   }
 }
 
@@ -200,7 +204,7 @@ export interface BatchObserver {
  */
 const SAFETY = 1.5;
 
-/** Batches of at least this many items (cheap algs, RSA-2048 included) have an adaptive limit; costlier ones 2. */
+/** Keys whose calls may carry at least this many items (cheap algs, RSA-2048 included) have an adaptive limit; costlier ones 2. */
 const MIN_ADAPTIVE_BATCH = 16;
 
 /**
@@ -507,9 +511,18 @@ export class SignBatcher {
     return Math.max(1, Math.min(this.#options.maxBatchSize, Math.floor(this.#options.maxBatchCostMs / itemCostMs(key.keyType))));
   }
 
-  /** Items from which a key's batch is full (fullBatchSize, within the call cap). */
+  /**
+   * Items from which a key's batch is full: fullBatchSize for the cheap algs; for a costlier one, as many as carry
+   * the same Vault work (fullBatchSize x CHEAP_ITEM_MS: 11 for P-384, 3 for RSA-2048, 1 for RSA-3072), within the
+   * call cap. Such a batch is worth a Vault core of its own, so it leaves beside the others under the adaptive limit.
+   * Counted in items alone, an RSA-2048 batch was full only at 16 (24 ms of Vault work): 4-16 clients signing one
+   * token each never queued that many behind the one partial call, so their signs went out one call at a time, on
+   * one of Vault's cores, and batching on signed half the tokens/s of batching off.
+   */
   #fullSize(key: LaneKey): number {
-    return Math.max(1, Math.min(this.#options.fullBatchSize, this.#callCap(key)));
+    const cost = itemCostMs(key.keyType);
+    const byWork = cost <= CHEAP_ITEM_MS ? this.#options.fullBatchSize : Math.ceil((this.#options.fullBatchSize * CHEAP_ITEM_MS) / cost);
+    return Math.max(1, Math.min(this.#options.fullBatchSize, byWork, this.#callCap(key)));
   }
 
   /**
@@ -534,7 +547,7 @@ export class SignBatcher {
       // for cheap batches, where Vault idles while Signet turns one call's answer into tokens. A costly alg's limit
       // stays at the floor: 2, or batching.min_in_flight when an operator asks for more.
       const floor = this.#options.minInFlight;
-      const ceiling = this.#fullSize(key) >= MIN_ADAPTIVE_BATCH ? this.#options.maxInFlight : Math.min(Math.max(DEFAULT_IN_FLIGHT_LIMIT.floor, floor), this.#options.maxInFlight);
+      const ceiling = this.#callCap(key) >= MIN_ADAPTIVE_BATCH ? this.#options.maxInFlight : Math.min(Math.max(DEFAULT_IN_FLIGHT_LIMIT.floor, floor), this.#options.maxInFlight);
       limiter = new InFlightLimit({ ...DEFAULT_IN_FLIGHT_LIMIT, floor, ceiling });
       this.#fullLimits.set(key.name, limiter);
     }

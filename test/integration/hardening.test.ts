@@ -14,7 +14,7 @@ import { buildConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { serve } from '../../src/server.ts';
 import { badFailures, signLoad } from '../harness/load.ts';
-import { eventually, startSignet, type TestSignet } from '../harness/signet.ts';
+import { eventually, recordLag, startSignet, type TestSignet } from '../harness/signet.ts';
 import { startVault, type TestVault } from '../harness/vault.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -182,6 +182,98 @@ describe('overload is not an outage (RSA-4096, sign_timeout 1 s)', () => {
     assert.ok(heavy.occupancy >= 0.9, `a call was at Vault ${(100 * heavy.occupancy).toFixed(0)} % of the time at 640 clients (at least 90 %)`);
     // And signing does not collapse: what Vault signs still reaches callers in time.
     assert.ok(heavy.goodput >= 0.2 * moderate.goodput, `goodput at 640 clients (${heavy.goodput.toFixed(0)}/s) at least 0.2 of that at 32 (${moderate.goodput.toFixed(0)}/s)`);
+  });
+});
+
+describe('RSA-2048 signs from many clients: a batch is full by its Vault work', () => {
+  const SIGN_TIMEOUT_MS = 1000;
+  /** After Signet gives up at sign_timeout: the 503 written and read, on a loaded 2-core CI (batch-faults.test.ts). */
+  const LATE_MARGIN_MS = 1000;
+  /** The breaker's longest cooldown (src/vault/breaker.ts), and Vault's first answers after SIGCONT (outage.test.ts). */
+  const RECOVERY_BOUND_MS = 2000 + 500;
+  let vault: TestVault;
+  let signet: TestSignet;
+
+  before(async () => {
+    vault = await startVault();
+    await vault.createKey('app', 'rsa-2048');
+    signet = await startSignet(vault, [{ name: 'app' }], {
+      config: { vault: { address: vault.address, sign_timeout: `${SIGN_TIMEOUT_MS / 1000}s`, timeout: '1s' } }, healthIntervalMs: 250,
+    });
+    await signet.ready(15_000);
+  });
+  after(async () => {
+    vault?.resume();
+    await signet?.close();
+    await vault?.stop();
+  });
+
+  /** Every 5 ms for `ms`: Signet's calls at Vault for the key, and its signs waiting. */
+  async function sampleCalls(ms: number): Promise<Array<{ inFlight: number; queued: number }>> {
+    const samples: Array<{ inFlight: number; queued: number }> = [];
+    const { batcher } = signet.app.services;
+    const timer = setInterval(() => samples.push({ inFlight: batcher.inFlight('app'), queued: batcher.queued('app') }), 5);
+    await sleep(ms);
+    clearInterval(timer);
+    return samples;
+  }
+
+  // 12 clients never queue 16 signs (the old full batch, 24 ms of Vault work) behind the one partial call, so their
+  // signs went out one call at a time and one of Vault's cores idled: batching on signed about half the tokens/s of
+  // batching off (npm run bench, RS256 (d) against (c) at 4 and 16 clients). 3 signs are a full batch's work now.
+  test('12 clients signing one token each: while signs wait, two calls or more are at Vault', async () => {
+    const load = signLoad(signet.url, { clients: 12 });
+    let stopped = false;
+    try {
+      await eventually(() => load.outcomes.filter((o) => o.status === 200).length >= 48, 15_000, 'signing under load', 20);
+      const samples = await sampleCalls(2000);
+      const waiting = samples.filter((s) => s.queued > 0);
+      const two = waiting.filter((s) => s.inFlight >= 2).length;
+      const outcomes = await load.stop();
+      stopped = true;
+      process.stderr.write(`rsa-2048, 12 clients: ${waiting.length} of ${samples.length} samples with signs waiting, ${two} of them with two calls or more at Vault; `
+        + `${outcomes.filter((o) => o.status === 200).length} tokens in ${(load.elapsed() / 1000).toFixed(1)} s\n`);
+      assert.deepEqual(badFailures(outcomes), []);
+      assert.ok(waiting.length >= 20, `signs waited in ${waiting.length} samples: the load kept the key busy`);
+      assert.ok(two >= 0.5 * waiting.length, `two calls or more at Vault in ${two} of the ${waiting.length} samples with signs waiting (at least half)`);
+    } finally {
+      if (!stopped) await load.stop();
+    }
+  });
+
+  test('32 clients, Vault paused (SIGSTOP) for 1.5 s three times: every sign answered within sign_timeout, signing recovers each time', { timeout: 120_000 }, async () => {
+    const startedAt = Date.now();
+    const lag = recordLag();
+    const load = signLoad(signet.url, { clients: 32 });
+    const recoveries: number[] = [];
+    try {
+      await eventually(() => load.outcomes.filter((o) => o.status === 200).length >= 64, 15_000, 'signing under load', 20);
+      for (let pause = 0; pause < 3; pause++) {
+        vault.pause();
+        await sleep(1500);
+        vault.resume();
+        const up = Date.now() - startedAt;
+        const first = await eventually(() => load.outcomes.find((o) => o.at > up && o.status === 200), 15_000, `signing after pause ${pause + 1}`, 20);
+        const signedAt = startedAt + first.at + first.ms;
+        recoveries.push(signedAt - (startedAt + up) - lag.within(startedAt + up, signedAt));
+        await eventually(() => load.outcomes.filter((o) => o.at > first.at && o.status === 200).length >= 32, 15_000, `signing goes on after pause ${pause + 1}`, 20);
+      }
+    } finally {
+      vault.resume();
+    }
+    const outcomes = await load.stop();
+    lag.stop();
+    const late = outcomes.map((o) => ({ o, run: o.ms - lag.within(startedAt + o.at, startedAt + o.at + o.ms) })).filter(({ run }) => run > SIGN_TIMEOUT_MS + LATE_MARGIN_MS);
+    const tokens = outcomes.filter((o) => o.status === 200).map((o) => o.token!);
+    process.stderr.write(`rsa-2048, 32 clients, 3 pauses: ${outcomes.length} answers, ${tokens.length} tokens, ${outcomes.filter((o) => o.status === 503).length} 503s; `
+      + `first token after each resume in ${recoveries.map((ms) => Math.round(ms)).join(', ')} ms (event-loop stalls taken out)\n`);
+    assert.deepEqual(badFailures(outcomes), []);
+    assert.ok(outcomes.some((o) => o.status === 503), 'signs failed while Vault was paused');
+    assert.deepEqual(late.slice(0, 3).map(({ o, run }) => `${o.status} after ${Math.round(o.ms)} ms (${Math.round(run)} ms of it with the loop running)`), [],
+      `answered within sign_timeout + ${LATE_MARGIN_MS} ms`);
+    for (const ms of recoveries) assert.ok(ms <= RECOVERY_BOUND_MS, `a token ${Math.round(ms)} ms after Vault resumed (at most ${RECOVERY_BOUND_MS})`);
+    const keySet = createLocalJWKSet((await signet.get('/.well-known/jwks.json')).body as JSONWebKeySet);
+    for (const token of tokens) await jwtVerify(token, keySet, { algorithms: ['RS256'] });
   });
 });
 

@@ -767,7 +767,47 @@ describe('SignBatcher: full batches waiting', () => {
     }
     assert.equal(most, 2, 'the limit does not grow for a costly alg');
     assert.equal(rsa.callLimit('k'), 2);
-    assert.ok(vault.calls.every((c) => c.inputs.length === 2));
+    assert.ok(vault.calls.every((c) => c.inputs.length <= 2), 'within the call cap');
+    assert.deepEqual(vault.calls.slice(-2).map((c) => c.inputs.length), [1, 1], 'the last two, each a full batch of its own, leave side by side');
     assert.equal((await Promise.all(results)).length, 20);
+  });
+
+  // A batch is full once it carries the Vault work of a full batch of cheap signs (64 x 0.05 ms), not only at 64
+  // items: signs that gather behind the one partial call leave beside it when they are worth a core of their own.
+  const fullByWork: Array<[string, number]> = [
+    ['ed25519', 64],
+    ['ecdsa-p384', 11], // ceil(3.2 / 0.3)
+    ['rsa-2048', 3], // ceil(3.2 / 1.5)
+    ['rsa-3072', 1],
+  ];
+  for (const [keyType, full] of fullByWork) {
+    test(`${keyType}: signs waiting behind a partial call leave beside it once ${full} of them carry a full batch's Vault work`, async () => {
+      const vault = fakeVault();
+      const batcher = new SignBatcher(options(), vault.send);
+      const first = batcher.sign(lane(keyType), 'first');
+      assert.equal(vault.calls.length, 1);
+      const waiting = Array.from({ length: full - 1 }, (_, i) => batcher.sign(lane(keyType), `w${i}`));
+      assert.equal(vault.calls.length, 1, `${full - 1} waiting: less than a full batch's work, they gather`);
+      waiting.push(batcher.sign(lane(keyType), 'last'));
+      assert.equal(vault.calls.length, 2, 'a full batch leaves at once, while the first call is out');
+      assert.equal(vault.calls[1]!.inputs.length, full);
+      await vault.calls[1]!.ok();
+      await vault.calls[0]!.ok();
+      assert.equal((await Promise.all([first, ...waiting])).length, full + 1);
+    });
+  }
+
+  test('RSA-2048, 16 clients signing one token each: their signs keep two calls at Vault, not one', async () => {
+    const vault = fakeVault();
+    const batcher = new SignBatcher(options(), vault.send);
+    const results: Array<Promise<string>> = [];
+    for (let i = 0; i < 16; i++) results.push(batcher.sign(lane('rsa-2048'), `r${i}`));
+    assert.equal(batcher.inFlight('k'), 2, 'a partial call and a full one: two of Vault\'s cores sign');
+    // Each answer lets the next full batch leave, so Vault never falls back to one call while signs wait.
+    for (let n = 0; n < vault.calls.length; n++) {
+      if (batcher.queued('k') > 0) assert.ok(batcher.inFlight('k') >= 2, `${batcher.queued('k')} waiting behind ${batcher.inFlight('k')} call`);
+      await vault.calls[n]!.ok();
+    }
+    assert.equal((await Promise.all(results)).length, 16);
   });
 });
