@@ -1,6 +1,6 @@
 // `npm run bench`: Signet against the same clients calling Vault directly, side by side in one run (issue 5,
-// DESIGN §9). Starts its own Vault dev server and two Signet processes (batching off and on), and measures for
-// ES256, RS256 and EdDSA at 1, 16 and 64 concurrent clients:
+// DESIGN §9). Starts its own Vault dev server and three Signet processes (batching off, on, and on with the audit
+// trail), and measures for ES256, RS256 and EdDSA at 1, 16 and 64 concurrent clients:
 //   (a) clients calling Vault transit/sign directly, one token per request, keep-alive;
 //   (b) clients calling Vault with batch_input of 64 items per request (Vault's own capacity; measured in whole
 //       rounds, as a batch can take seconds);
