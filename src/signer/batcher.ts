@@ -204,7 +204,10 @@ export interface BatchObserver {
  */
 const SAFETY = 1.5;
 
-/** Keys whose calls may carry at least this many items (cheap algs, RSA-2048 included) have an adaptive limit; costlier ones 2. */
+/**
+ * Keys whose calls may carry at least this many items (the call cap: cheap algs, RSA-2048 included) have an adaptive
+ * limit; costlier ones 2.
+ */
 const MIN_ADAPTIVE_BATCH = 16;
 
 /**
