@@ -523,8 +523,7 @@ export class SignBatcher {
    * one of Vault's cores, and batching on signed half the tokens/s of batching off.
    */
   #fullSize(key: LaneKey): number {
-    const cost = itemCostMs(key.keyType);
-    const byWork = cost <= CHEAP_ITEM_MS ? this.#options.fullBatchSize : Math.ceil((this.#options.fullBatchSize * CHEAP_ITEM_MS) / cost);
+    const byWork = Math.ceil((this.#options.fullBatchSize * CHEAP_ITEM_MS) / itemCostMs(key.keyType));
     return Math.max(1, Math.min(this.#options.fullBatchSize, byWork, this.#callCap(key)));
   }
 
