@@ -31,6 +31,9 @@ async function health(address: string): Promise<number> {
   }
 }
 
+/** How much of each node's output is kept, for the error of a cluster that does not form. */
+const LOG_TAIL = 16 * 1024;
+
 async function until(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
@@ -45,6 +48,7 @@ export async function startRaftCluster(size = 3): Promise<RaftCluster> {
   const base = mkdtempSync(join(tmpdir(), 'signet-raft-'));
   const ports = await Promise.all(Array.from({ length: size }, async () => ({ api: await freePort(), cluster: await freePort() })));
   const addresses = ports.map((p) => `http://127.0.0.1:${p.api}`);
+  const logs = new Map<string, () => string>();
   const nodes: RaftNode[] = ports.map((p, i) => {
     const id = `node${i + 1}`;
     const dir = join(base, id);
@@ -68,7 +72,15 @@ disable_mlock = true
 ui = false
 `);
     const { VAULT_TOKEN: _t, VAULT_ADDR: _a, ...env } = process.env;
-    const child = spawn(binary, ['server', `-config=${join(dir, 'vault.hcl')}`], { env: { ...env, HOME: dir, VAULT_LOG_LEVEL: 'warn' }, stdio: 'ignore' });
+    // Info level: a cluster that fails to form says why (joins, elections, autopilot) in the error below.
+    const child = spawn(binary, ['server', `-config=${join(dir, 'vault.hcl')}`], { env: { ...env, HOME: dir, VAULT_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    const keep = (chunk: Buffer) => {
+      log = (log + chunk.toString()).slice(-LOG_TAIL);
+    };
+    child.stdout!.on('data', keep);
+    child.stderr!.on('data', keep);
+    logs.set(id, () => log);
     return {
       id, address: addresses[i]!, process: child,
       async stop(signal: NodeJS.Signals = 'SIGTERM') {
@@ -104,11 +116,27 @@ ui = false
       }, 60_000, `${address} to join and unseal`);
     }
     const api = (address: string, method: string, path: string, body?: unknown) => vaultApi(address, rootToken, method, path, body);
-    await until(async () => {
-      const config = await api(addresses[0]!, 'GET', 'sys/storage/raft/configuration').catch(() => undefined);
-      const servers = ((config?.data as { config?: { servers?: Array<{ voter: boolean }> } })?.config?.servers ?? []);
-      return servers.length === size && servers.every((s) => s.voter);
-    }, 60_000, 'all nodes to be raft voters');
+    // Autopilot promotes a joined node to voter once it has been healthy for its stabilization time. Any node may be
+    // asked (a standby forwards), and node1 may no longer be the active one: each is tried in turn.
+    let seen = 'no answer yet';
+    try {
+      await until(async () => {
+        for (const address of addresses) {
+          try {
+            const config = await api(address, 'GET', 'sys/storage/raft/configuration');
+            const servers = ((config.data as { config?: { servers?: Array<{ node_id: string; voter: boolean; leader: boolean }> } })?.config?.servers ?? []);
+            seen = `${address}: ${JSON.stringify(servers.map((s) => ({ node_id: s.node_id, voter: s.voter, leader: s.leader })))}`;
+            return servers.length === size && servers.every((s) => s.voter);
+          } catch (error) {
+            seen = `${address}: ${(error as Error).message}`;
+          }
+        }
+        return false;
+      }, 60_000, 'all nodes to be raft voters');
+    } catch (error) {
+      const tails = [...logs].map(([id, log]) => `--- ${id} (last lines)\n${log().split('\n').slice(-15).join('\n')}`).join('\n');
+      throw new Error(`${(error as Error).message}; last raft configuration seen: ${seen}\n${tails}`);
+    }
     return {
       nodes, rootToken, api, stop,
       async leader() {
